@@ -1,0 +1,195 @@
+"""The architecture as one frozen dataclass, and the one place that knows its geometry.
+
+Everything that needs dilations, the receptive field, the ring-buffer layout or the
+conditioning context calls the functions here; nobody recomputes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from vocoder.errors import VocoderError
+
+CONFIG_VERSION = 1
+
+
+@dataclass(frozen=True)
+class WaveNetConfig:
+    """The WaveNet of van den Oord et al. (2016), as a value.
+
+    Dilations double per layer from 1 up to ``dilation_limit`` and then start again at 1;
+    they also restart at the beginning of each of the ``stacks`` stacks. The dilated
+    convolutions have kernel size 2. ``gate_channels`` (2R by default) is the width of the
+    dilated convolution's output; the gated unit halves it.
+
+    Local conditioning (``cond_channels`` > 0) reads frame features at a hop of
+    ``prod(upsample_scales)`` samples. Global conditioning is a speaker id
+    (``n_speakers`` > 0) and/or an arbitrary fixed vector of ``gc_channels`` values
+    (e.g. multi-hot music tags); both can be present.
+    """
+
+    sample_rate: int = 16000
+    quantization_channels: int = 256
+    residual_channels: int = 64
+    gate_channels: int = 128
+    skip_channels: int = 128
+    layers: int = 20
+    stacks: int = 2
+    dilation_limit: int = 512
+    cond_channels: int = 0
+    upsample_scales: tuple[int, ...] = field(default=(4, 4, 5))
+    n_speakers: int = 0
+    gc_channels: int = 0
+
+    def __post_init__(self) -> None:
+        # Lists arrive from JSON; keep the dataclass hashable and immutable.
+        object.__setattr__(self, "upsample_scales", tuple(self.upsample_scales))
+        self._validate()
+
+    def _validate(self) -> None:
+        def need(cond: bool, msg: str) -> None:
+            if not cond:
+                raise ValueError(f"invalid WaveNetConfig: {msg}")
+
+        for name in ("sample_rate", "quantization_channels", "residual_channels",
+                     "gate_channels", "skip_channels", "layers", "stacks", "dilation_limit",
+                     "cond_channels", "n_speakers", "gc_channels"):
+            value = getattr(self, name)
+            need(isinstance(value, int) and not isinstance(value, bool),
+                 f"{name} must be an int, got {value!r}")
+        need(self.sample_rate > 0, f"sample_rate must be > 0, got {self.sample_rate}")
+        need(2 <= self.quantization_channels <= 65536,
+             f"quantization_channels must be in 2..65536, got {self.quantization_channels}")
+        need(self.residual_channels > 0, "residual_channels must be > 0")
+        need(self.skip_channels > 0, "skip_channels must be > 0")
+        need(self.gate_channels > 0 and self.gate_channels % 2 == 0,
+             f"gate_channels must be a positive even number (tanh half + sigmoid half), "
+             f"got {self.gate_channels}")
+        need(self.layers > 0, f"layers must be > 0, got {self.layers}")
+        need(self.stacks > 0, f"stacks must be > 0, got {self.stacks}")
+        need(self.layers % self.stacks == 0,
+             f"layers ({self.layers}) must be a multiple of stacks ({self.stacks})")
+        need(self.dilation_limit >= 1 and self.dilation_limit & (self.dilation_limit - 1) == 0,
+             f"dilation_limit must be a power of two, got {self.dilation_limit}")
+        need(self.cond_channels >= 0, "cond_channels must be >= 0 (0 = unconditional)")
+        need(self.n_speakers >= 0, "n_speakers must be >= 0 (0 = no speaker embedding)")
+        need(self.gc_channels >= 0, "gc_channels must be >= 0 (0 = no global vector)")
+        if self.cond_channels > 0:
+            need(len(self.upsample_scales) > 0,
+                 "upsample_scales must not be empty when cond_channels > 0")
+        need(all(isinstance(s, int) and s >= 2 for s in self.upsample_scales),
+             f"every upsample scale must be an int >= 2, got {self.upsample_scales}")
+
+    # -- derived geometry -------------------------------------------------------------
+    @property
+    def hop_length(self) -> int:
+        """Samples per feature frame: the product of the upsampling scales."""
+        return math.prod(self.upsample_scales) if self.upsample_scales else 1
+
+    @property
+    def layers_per_stack(self) -> int:
+        return self.layers // self.stacks
+
+    @property
+    def dilations(self) -> list[int]:
+        return dilations(self)
+
+    @property
+    def max_dilation(self) -> int:
+        return max(dilations(self))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["upsample_scales"] = list(self.upsample_scales)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> WaveNetConfig:
+        if not isinstance(d, dict):
+            raise VocoderError(f"model config must be a JSON object, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise VocoderError(f"unknown model config keys {unknown}; known: {sorted(known)}")
+        try:
+            return cls(**d)
+        except (TypeError, ValueError) as e:
+            raise VocoderError(str(e)) from None
+
+    def replace(self, **changes: Any) -> WaveNetConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def dilations(cfg: WaveNetConfig) -> list[int]:
+    """Dilation d_l of each layer: 1, 2, 4, ... up to the limit, restarting at each stack."""
+    cycle = int(math.log2(cfg.dilation_limit)) + 1
+    return [2 ** ((i % cfg.layers_per_stack) % cycle) for i in range(cfg.layers)]
+
+
+def receptive_field(cfg: WaveNetConfig) -> int:
+    """Receptive field in samples: how many inputs ``x[t-rf+1..t]`` the logits at t see.
+
+    The input ``x[t]`` is the class of the *previous* sample, so the prediction of sample
+    t depends on the ``rf`` samples before it. Each kernel-2 layer of dilation d adds d;
+    the input embedding (a 1x1 convolution on the one-hot) adds nothing.
+    """
+    return 1 + sum(dilations(cfg))
+
+
+def ring_offsets(cfg: WaveNetConfig) -> list[int]:
+    """Start of each layer's d_l slots in the ring array ``(B, sum(d_l), R)``."""
+    offs, acc = [], 0
+    for d in dilations(cfg):
+        offs.append(acc)
+        acc += d
+    return offs
+
+
+def ring_size(cfg: WaveNetConfig) -> int:
+    """Number of slots in the ring array: ``sum(d_l)``."""
+    return sum(dilations(cfg))
+
+
+def ring_slots(cfg: WaveNetConfig, t: int) -> list[int]:
+    """Ring slot of every layer at step t: ``offset_l + t mod d_l``.
+
+    The pattern repeats every ``max_dilation`` steps because every d_l divides it.
+    """
+    return [o + t % d for o, d in zip(ring_offsets(cfg), dilations(cfg))]
+
+
+def cond_context_frames(cfg: WaveNetConfig) -> int:
+    """Frames of context each side that make chunked conditioning equal the whole.
+
+    Every transposed convolution (kernel 2s, stride s, centred crop) lets one output
+    depend on at most two neighbouring inputs plus the crop shift: under two input samples
+    of that level, which is at most two frames. Summed over levels, this bound is safe.
+    """
+    return 2 * len(cfg.upsample_scales) if cfg.cond_channels else 0
+
+
+def flops_per_sample(cfg: WaveNetConfig) -> int:
+    """Multiply-adds x 2 of one autoregressive step (conditioning excluded).
+
+    Per layer: the two taps of the dilated conv (R -> G each), the skip 1x1 (G/2 -> S) and
+    the residual 1x1 (G/2 -> R, absent in the last layer); then the output head.
+    """
+    r, g, s, a = cfg.residual_channels, cfg.gate_channels, cfg.skip_channels, \
+        cfg.quantization_channels
+    per_layer = 2 * (2 * r * g) + 2 * (g // 2) * s + 2 * (g // 2) * r
+    return cfg.layers * per_layer - 2 * (g // 2) * r + 2 * s * s + 2 * s * a
+
+
+PRESETS: dict[str, WaveNetConfig] = {
+    # What the benchmarks and the demo model use: 20 layers in 2 stacks of 1..512.
+    "default": WaveNetConfig(),
+    # The paper's 30 layers in 3 stacks of 1..512.
+    "paper": WaveNetConfig(layers=30, stacks=3, residual_channels=64, gate_channels=128,
+                           skip_channels=256),
+    # For tests and smoke runs: small enough to train a few steps in seconds.
+    "tiny": WaveNetConfig(residual_channels=8, gate_channels=16, skip_channels=16, layers=6,
+                          stacks=2, dilation_limit=512, upsample_scales=(2, 2)),
+}
