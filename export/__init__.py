@@ -1,0 +1,1 @@
+"""Export: torch weights -> ``condition.onnx`` + ``step.onnx`` (the step contract)."""

@@ -1,0 +1,98 @@
+"""What every backend implements, and the state it is handed.
+
+A backend owns compiled code and preallocated buffers; the generation state (ring
+buffers, previous class, step counter) is explicit data in :class:`StepState`, created by
+the backend, passed into every call, and updated in place there (the ring is written,
+never grown), so one backend can serve many utterances one after another.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from vocoder.runtime.ring import RingLayout
+
+from vocoder.bundle import Bundle
+from vocoder.mulaw import silence_class
+
+
+@dataclass
+class StepState:
+    """Generation state of B streams.
+
+    ring: (B, sum(d_l), R) backend-native array (numpy, torch, device memory);
+    x: (B,) int64 previous class (starts at the class of silence); t: steps taken.
+    """
+
+    ring: Any
+    x: np.ndarray
+    t: int = 0
+
+    @property
+    def batch(self) -> int:
+        return int(self.x.shape[0])
+
+
+class Backend(ABC):
+    """Runs ``condition`` and the autoregressive step loop for one bundle."""
+
+    name: ClassVar[str] = "?"
+    #: Whether synthesize folds long utterances by default (batching pays off).
+    prefers_folding: ClassVar[bool] = False
+
+    def __init__(self, bundle: Bundle):
+        self.bundle = bundle
+        self.config = bundle.config
+        self.layout = RingLayout.of(bundle.config)
+
+    # -- conditioning -----------------------------------------------------------------
+    @abstractmethod
+    def condition(self, features: np.ndarray | None, speaker: np.ndarray | None,
+                  gc: np.ndarray | None, start: int, stop: int, batch: int) -> np.ndarray:
+        """Gate biases for samples ``[start, stop)`` of the upsampled ``features``.
+
+        features (B, Tf, D) float32 normalised (None without local conditioning);
+        speaker (B,) int64 or None; gc (B, gc_channels) float32 or None.
+        Returns cond (B, stop - start, L, G) float32, owned by the caller.
+        """
+
+    # -- the step loop ----------------------------------------------------------------
+    def new_state(self, batch: int) -> StepState:
+        """Fresh state for ``batch`` streams: zero rings, previous class = silence."""
+        x = np.full(batch, silence_class(self.config.quantization_channels), dtype=np.int64)
+        return StepState(self._new_ring(batch), x, 0)
+
+    @abstractmethod
+    def _new_ring(self, batch: int) -> Any:
+        """Zeroed ring (B, sum(d_l), R) in the backend's memory."""
+
+    @abstractmethod
+    def generate(self, cond: np.ndarray, state: StepState, u: np.ndarray,
+                 temperature: float) -> np.ndarray:
+        """Free-running: T steps. cond (B, T, L, G), u (B, T) uniforms in (0, 1).
+
+        Returns classes (B, T) int64 (a new array). ``state`` advances by T steps in place.
+        """
+
+    @abstractmethod
+    def teacher_force(self, cond: np.ndarray, x: np.ndarray, state: StepState) -> np.ndarray:
+        """Teacher-forced: x (B, T) int64 inputs (previous classes). Returns logits
+        (B, T, A) float32; ``state``'s ring and step counter advance by T steps in place
+        (its ``x`` is left alone: under teacher forcing the caller supplies every input)."""
+
+    def close(self) -> None:
+        """Release sessions and device memory (idempotent). Nothing to release here."""
+        return None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def describe(self) -> dict[str, Any]:
+        """Machine-readable description for benchmarks and ``vocoder doctor``."""
+        return {"backend": self.name}

@@ -1,0 +1,161 @@
+"""The default backend: ``step.onnx`` once per step on ONNX Runtime, with IOBinding over
+preallocated numpy buffers (no allocation per step) and ring buffers in numpy.
+
+CPU execution provider by default; CUDA when onnxruntime-gpu is installed and asked for
+(``providers=["CUDAExecutionProvider"]``): ONNX Runtime silently falls back to the CPU
+when CUDA is unusable, so the providers actually in use are checked.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from vocoder.runtime.backend import Backend, StepState
+from vocoder.runtime.sampling import sample
+
+from vocoder.bundle import CONDITION_ONNX, STEP_ONNX
+from vocoder.errors import VocoderError
+
+
+def _session_options(threads: int | None):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = threads or 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return opts
+
+
+class OrtBackend(Backend):
+    name = "onnxruntime"
+    prefers_folding = True
+
+    @staticmethod
+    def available() -> tuple[bool, str]:
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            return False, f"onnxruntime is not installed ({e})"
+        return True, f"onnxruntime {ort.__version__}, providers {ort.get_available_providers()}"
+
+    def __init__(self, bundle, threads: int | None = None, cond_threads: int | None = None,
+                 providers: list[str] | None = None):
+        """threads: intra-op threads of the step session (default 1: a step is too small
+        to split; batch > 8 gains from 2). cond_threads: for the conditioning session
+        (default: all cores)."""
+        super().__init__(bundle)
+        import onnxruntime as ort
+
+        paths = {n: bundle.path / n for n in (CONDITION_ONNX, STEP_ONNX)}
+        missing = [n for n, p in paths.items() if not p.is_file()]
+        if missing:
+            raise VocoderError(f"{bundle.path}: no {' / '.join(missing)}; create them with "
+                               f"`vocoder export {bundle.path}`")
+        providers = providers or ["CPUExecutionProvider"]
+        try:
+            self.cond_sess = ort.InferenceSession(
+                str(paths[CONDITION_ONNX]), _session_options(cond_threads or os.cpu_count()),
+                providers=providers)
+            self.step_sess = ort.InferenceSession(str(paths[STEP_ONNX]),
+                                                  _session_options(threads), providers=providers)
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise VocoderError(f"{bundle.path}: ONNX Runtime cannot load the exported graphs "
+                               f"({e}); re-run `vocoder export {bundle.path}`") from None
+        for n, s in (("condition.onnx", self.cond_sess), ("step.onnx", self.step_sess)):
+            got = s.get_modelmeta().custom_metadata_map.get("weights_sha256")
+            if got != bundle.weights_sha256:
+                raise VocoderError(
+                    f"{bundle.path / n} is stale: it was exported from other weights than "
+                    f"model.safetensors; re-run `vocoder export {bundle.path}`")
+        self.providers = self.step_sess.get_providers()
+        self.threads = threads or 1
+        self._cond_inputs = {i.name for i in self.cond_sess.get_inputs()}
+        self._bufs: dict[int, tuple] = {}
+
+    # -- conditioning -----------------------------------------------------------------
+    def condition(self, features, speaker, gc, start, stop, batch):
+        feed = {"crop": np.array([start, stop], dtype=np.int64)}
+        if "features" in self._cond_inputs:
+            feed["features"] = np.ascontiguousarray(features, dtype=np.float32)
+        if "speaker" in self._cond_inputs:
+            feed["speaker"] = np.asarray(speaker, dtype=np.int64).reshape(-1)
+        if "gc" in self._cond_inputs:
+            feed["gc"] = np.asarray(gc, dtype=np.float32).reshape(-1, self.config.gc_channels)
+        cond = self.cond_sess.run(["cond"], feed)[0]
+        if cond.shape[0] != batch:
+            cond = np.broadcast_to(cond, (batch, *cond.shape[1:])).copy()
+        return cond
+
+    # -- step loop --------------------------------------------------------------------
+    def _new_ring(self, batch):
+        return np.zeros((batch, self.layout.size, self.config.residual_channels), np.float32)
+
+    def _binding(self, batch: int):
+        """IOBinding over preallocated buffers for this batch size, made once."""
+        if batch not in self._bufs:
+            cfg = self.config
+            L, R, G, A = cfg.layers, cfg.residual_channels, cfg.gate_channels, \
+                cfg.quantization_channels
+            bufs = {"x": np.zeros(batch, np.int64),
+                    "cond_t": np.zeros((batch, L, G), np.float32),
+                    "past": np.zeros((batch, L, R), np.float32),
+                    "logits": np.zeros((batch, A), np.float32),
+                    "present": np.zeros((batch, L, R), np.float32)}
+            io = self.step_sess.io_binding()
+            for name in ("x", "cond_t", "past"):
+                b = bufs[name]
+                io.bind_input(name, "cpu", 0, b.dtype, b.shape, b.ctypes.data)
+            for name in ("logits", "present"):
+                b = bufs[name]
+                io.bind_output(name, "cpu", 0, b.dtype, b.shape, b.ctypes.data)
+            self._bufs[batch] = (io, bufs)
+        return self._bufs[batch]
+
+    def _loop(self, cond, state: StepState, u=None, temperature=1.0, teacher=None):
+        B, T = cond.shape[:2]
+        io, bufs = self._binding(B)
+        x, cond_t, past, logits, present = (bufs[k] for k in
+                                            ("x", "cond_t", "past", "logits", "present"))
+        ring, slots_table, period = state.ring, self.layout.slots, self.layout.period
+        run = self.step_sess.run_with_iobinding
+        out = np.empty((B, T), np.int64) if teacher is None else None
+        all_logits = np.empty((B, T, logits.shape[1]), np.float32) if teacher is not None \
+            else None
+        x[:] = state.x
+        for i in range(T):
+            slots = slots_table[(state.t + i) % period]
+            np.take(ring, slots, axis=1, out=past)
+            cond_t[:] = cond[:, i]
+            if teacher is not None:
+                x[:] = teacher[:, i]
+            run(io)
+            ring[:, slots] = present
+            if teacher is None:
+                x[:] = sample(logits, u[:, i], temperature)
+                out[:, i] = x
+            else:
+                all_logits[:, i] = logits
+        state.t += T
+        if teacher is None:
+            state.x = x.copy()
+            return out
+        return all_logits
+
+    def generate(self, cond, state, u, temperature):
+        return self._loop(cond, state, u=u, temperature=temperature)
+
+    def teacher_force(self, cond, x, state):
+        return self._loop(cond, state, teacher=np.asarray(x, dtype=np.int64))
+
+    def close(self):
+        self._bufs.clear()
+
+    def describe(self):
+        import onnxruntime as ort
+
+        return {"backend": self.name, "onnxruntime": ort.__version__,
+                "providers": self.providers, "threads": self.threads}

@@ -1,0 +1,51 @@
+"""Backends by name: which exist, which work on this machine and why the others don't."""
+
+from __future__ import annotations
+
+import importlib
+
+from vocoder.errors import VocoderError
+
+#: name -> (module, class). Modules import lazily: a missing library only matters when used.
+BACKENDS: dict[str, tuple[str, str]] = {
+    "onnxruntime": ("vocoder.runtime.ort_backend", "OrtBackend"),
+    "torch": ("vocoder.runtime.torch_backend", "TorchBackend"),
+}
+DEFAULT_BACKEND = "onnxruntime"
+
+
+def register(name: str, module: str, cls: str) -> None:
+    BACKENDS[name] = (module, cls)
+
+
+def _class(name: str):
+    module, cls = BACKENDS[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def probe(name: str) -> tuple[bool, str]:
+    """(works, why): whether backend ``name`` can run here, and a one-line reason."""
+    try:
+        cls = _class(name)
+    except ImportError as e:
+        return False, f"cannot import: {e}"
+    check = getattr(cls, "available", None)
+    if check is None:
+        return True, "ok"
+    return check()
+
+
+def available() -> dict[str, tuple[bool, str]]:
+    return {name: probe(name) for name in BACKENDS}
+
+
+def create(name: str, bundle, **options):
+    """Instantiate backend ``name`` for ``bundle``; a clear error if unknown or unusable."""
+    if name not in BACKENDS:
+        raise VocoderError(f"unknown backend {name!r}; backends: {', '.join(BACKENDS)}")
+    ok, why = probe(name)
+    if not ok:
+        usable = [n for n, (good, _) in available().items() if good]
+        raise VocoderError(f"backend {name!r} is not available here: {why}. "
+                           f"Available: {', '.join(usable) or 'none'}")
+    return _class(name)(bundle, **options)

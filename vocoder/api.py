@@ -1,0 +1,196 @@
+"""``Vocoder``: load a bundle, pick a backend, turn frame features into audio."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from vocoder.bundle import load_bundle
+from vocoder.errors import VocoderError
+from vocoder.inputs import check_features, check_gc, check_n_samples, check_speaker
+from vocoder.mulaw import dequantize
+from vocoder.runtime import engine, folding, registry
+from vocoder.runtime.conditioning import Conditioner
+from vocoder.runtime.sampling import check_temperature
+
+
+def _check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise VocoderError(f"seed must be an int >= 0, got {seed!r}")
+    return int(seed) & 0xFFFFFFFF
+
+
+class Vocoder:
+    """A loaded model with a backend.
+
+    >>> voc = Vocoder.load("models/demo")             # ONNX Runtime on the CPU
+    >>> audio = voc.synthesize(features, speaker=0)   # float32 mono at voc.sample_rate
+
+    Sampling: inverse CDF of the temperature-scaled softmax with one uniform per sample
+    from a counter-based hash of (seed, stream, sample index); see
+    :mod:`vocoder.runtime.sampling`. Every backend draws the same numbers.
+    """
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.bundle = backend.bundle
+        self.config = backend.config
+        self.feature_spec = self.bundle.feature_spec
+
+    @classmethod
+    def load(cls, path: str | Path, backend: str = registry.DEFAULT_BACKEND,
+             **options) -> Vocoder:
+        """Load the bundle directory ``path`` and start ``backend`` on it.
+
+        Backends: ``onnxruntime`` (default; needs ``vocoder export``), ``torch`` (the
+        reference), and others when installed (``vocoder doctor`` lists them).
+        ``options`` go to the backend (e.g. ``threads``).
+        """
+        return cls(registry.create(backend, load_bundle(path), **options))
+
+    # -- properties -------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- input handling ---------------------------------------------------------------
+    def _conditioner(self, features, speaker, gc, n_samples, normalize,
+                     what="features") -> Conditioner:
+        cfg = self.config
+        f = check_features(features, cfg, what)
+        if f is not None and normalize and self.feature_spec is not None:
+            f = self.feature_spec.normalize(f)
+        n = check_n_samples(n_samples, f, cfg)
+        return Conditioner(self.backend, f, check_speaker(speaker, cfg), check_gc(gc, cfg), n)
+
+    # -- synthesis --------------------------------------------------------------------
+    def synthesize(self, features=None, speaker: int | None = None, seed: int = 0,
+                   temperature: float = 1.0, *, gc=None, n_samples: int | None = None,
+                   fold: bool | None = None, fold_settings: folding.FoldSettings | None = None,
+                   normalize: bool = True, progress: bool = False) -> np.ndarray:
+        """Features (Tf, D) -> audio (Tf * hop,) float32 in [-1, 1].
+
+        features are raw (the bundle's normalisation is applied unless ``normalize`` is
+        False). ``fold`` cuts long utterances into overlapping segments generated as a
+        batch (default: the backend's preference; see :mod:`vocoder.runtime.folding`).
+        """
+        return self.synthesize_batch([features], None if speaker is None else [speaker],
+                                     seed, temperature,
+                                     gcs=None if gc is None else [gc],
+                                     n_samples=None if n_samples is None else [n_samples],
+                                     fold=fold, fold_settings=fold_settings,
+                                     normalize=normalize, progress=progress)[0]
+
+    def synthesize_batch(self, features_list: Sequence, speakers: Sequence | None = None,
+                         seed: int = 0, temperature: float = 1.0, *, gcs=None,
+                         n_samples: Sequence | None = None, fold: bool | None = None,
+                         fold_settings: folding.FoldSettings | None = None,
+                         normalize: bool = True, progress: bool = False) -> list[np.ndarray]:
+        """Several utterances at once, generated side by side as one batch.
+
+        Utterance i uses noise stream i, so ``synthesize_batch([a, b])[0]`` equals
+        ``synthesize(a)`` when neither folds.
+        """
+        seed = _check_seed(seed)
+        temperature = check_temperature(temperature)
+        k = len(features_list)
+        if k == 0:
+            raise VocoderError("synthesize_batch: empty list of utterances")
+        per = lambda seq, name: [None] * k if seq is None else list(seq)
+        speakers, gcs, lens = per(speakers, "speakers"), per(gcs, "gcs"), per(n_samples, "n")
+        if not (len(speakers) == len(gcs) == len(lens) == k):
+            raise VocoderError("synthesize_batch: speakers/gcs/n_samples must have one entry "
+                               "per utterance")
+        conds = [self._conditioner(f, s, g, n, normalize, f"features[{i}]" if k > 1 else
+                                   "features")
+                 for i, (f, s, g, n) in enumerate(zip(features_list, speakers, gcs, lens))]
+        fold = self.backend.prefers_folding if fold is None else bool(fold)
+        settings = fold_settings or folding.FoldSettings()
+        jobs, owners = [], []
+        for i, c in enumerate(conds):
+            segs = (folding.plan(c.n_samples, settings) if fold
+                    else [folding.Segment(0, 0, c.n_samples)])
+            for seg in segs:
+                jobs.append(engine.Job(c, i, seg.warm, seg.length))
+                owners.append((i, seg))
+        audio = self._run(jobs, seed, temperature, progress)
+        out = []
+        for i, c in enumerate(conds):
+            mine = [(seg, a) for (o, seg), a in zip(owners, audio) if o == i]
+            out.append(folding.assemble([s for s, _ in mine], [a for _, a in mine],
+                                        c.n_samples, settings.crossfade if fold else 0))
+        return out
+
+    def _run(self, jobs, seed, temperature, progress) -> list[np.ndarray]:
+        classes = [np.empty(j.length, np.int64) for j in jobs]
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=max(j.length for j in jobs), unit="step", desc="synthesize")
+        try:
+            for tau, c in engine.generate(self.backend, jobs, seed, temperature, progress=bar):
+                for b, j in enumerate(jobs):
+                    m = min(c.shape[1], j.length - tau)
+                    if m > 0:
+                        classes[b][tau:tau + m] = c[b, :m]
+        finally:
+            if bar is not None:
+                bar.close()
+        q = self.config.quantization_channels
+        return [dequantize(c, q) for c in classes]
+
+    def stream(self, features=None, speaker: int | None = None, seed: int = 0,
+               temperature: float = 1.0, *, gc=None, n_samples: int | None = None,
+               chunk: int = 800, normalize: bool = True) -> Iterator[np.ndarray]:
+        """Yield float32 audio chunks of ``chunk`` samples (the last may be shorter) as
+        they are generated. No folding; conditioning is computed chunk by chunk, so memory
+        stays bounded whatever the length. Concatenated, the chunks equal
+        ``synthesize(..., fold=False)`` with the same seed."""
+        seed = _check_seed(seed)
+        temperature = check_temperature(temperature)
+        if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+            raise VocoderError(f"chunk must be an int >= 1 (samples), got {chunk!r}")
+        cond = self._conditioner(features, speaker, gc, n_samples, normalize)
+        job = engine.Job(cond, 0, 0, cond.n_samples)
+        q = self.config.quantization_channels
+        for _, c in engine.generate(self.backend, [job], seed, temperature, chunk=int(chunk)):
+            yield dequantize(c[0], q)
+
+    def teacher_forced_logits(self, audio: np.ndarray, features=None,
+                              speaker: int | None = None, *, gc=None,
+                              normalize: bool = True) -> np.ndarray:
+        """Logits (T, A) of every sample of ``audio`` given the true previous samples:
+        the likelihood the model assigns (for evaluation and backend parity)."""
+        from vocoder.mulaw import quantize, silence_class
+
+        audio = np.asarray(audio)
+        cond = self._conditioner(features, speaker, gc, len(audio) if features is None
+                                 else None, normalize)
+        if len(audio) != cond.n_samples:
+            raise VocoderError(f"audio has {len(audio)} samples, features cover "
+                               f"{cond.n_samples}")
+        q = self.config.quantization_channels
+        cls = quantize(audio, q)
+        x = np.concatenate([[silence_class(q)], cls[:-1]]).astype(np.int64)
+        job = engine.Job(cond, 0, 0, len(x), teacher=x)
+        return np.concatenate([lg[0] for _, lg in engine.teacher_force(self.backend, [job])])

@@ -1,0 +1,215 @@
+"""The model bundle: a directory with ``config.json``, ``model.safetensors`` and, after
+``vocoder export``, ``condition.onnx`` and ``step.onnx``.
+
+Reading it needs numpy and safetensors only (no torch), so the runtime can load it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vocoder.config import CONFIG_VERSION, WaveNetConfig
+from vocoder.errors import VocoderError
+from vocoder.features.spec import FeatureSpec
+from vocoder.fileio import atomic_path, write_text_atomic
+
+FORMAT = "vocoder-bundle"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+CONDITION_ONNX = "condition.onnx"
+STEP_ONNX = "step.onnx"
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle. ``weights`` maps tensor names to float32 numpy arrays."""
+
+    path: Path
+    config: WaveNetConfig
+    feature_spec: FeatureSpec | None
+    weights: dict[str, np.ndarray]
+    weights_sha256: str
+    training: dict[str, Any] = field(default_factory=dict)
+    export: dict[str, Any] = field(default_factory=dict)
+
+    def build_model(self):
+        """A torch :class:`~vocoder.model.WaveNet` with these weights, in eval mode."""
+        import torch
+
+        from vocoder.model import WaveNet
+
+        # Names and shapes were checked against the config by load_bundle.
+        model = WaveNet(self.config)
+        model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.weights.items()})
+        return model.eval()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_bundle(model, config: WaveNetConfig, path: str | Path,
+                feature_spec: FeatureSpec | None = None,
+                training: dict[str, Any] | None = None) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` into directory ``path``.
+
+    Each file is written to a temporary name and renamed, weights first, so a crash never
+    leaves a config that points at half-written weights. ONNX files from an earlier export
+    are left in place; their recorded weights hash tells the runtime whether they are stale.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if config != model.cfg:
+        raise VocoderError("save_bundle: config differs from the model's own config")
+    if config.cond_channels:
+        if feature_spec is None:
+            feature_spec = FeatureSpec.identity(config.cond_channels, config.hop_length)
+        if feature_spec.dim != config.cond_channels:
+            raise VocoderError(f"feature spec has {feature_spec.dim} features, the model "
+                               f"expects cond_channels={config.cond_channels}")
+        if feature_spec.hop_length != config.hop_length:
+            raise VocoderError(f"feature spec hop {feature_spec.hop_length} != model hop "
+                               f"{config.hop_length} (product of upsample_scales)")
+    state = {k: v.detach().to("cpu").float().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp))
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config_version": CONFIG_VERSION,
+        "model": config.to_dict(),
+        "features": feature_spec.to_dict() if feature_spec is not None else None,
+        "training": training or {},
+        "weights": {"file": WEIGHTS_FILE, "sha256": _sha256(path / WEIGHTS_FILE)},
+    }
+    write_text_atomic(path / CONFIG_FILE, json.dumps(doc, indent=2) + "\n")
+    return path
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """The parsed and checked ``config.json`` of a bundle directory."""
+    path = Path(path)
+    if not path.is_dir():
+        raise VocoderError(f"{path}: not a bundle directory (expected a folder with "
+                           f"{CONFIG_FILE} and {WEIGHTS_FILE})")
+    cfg_path = path / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise VocoderError(f"{cfg_path}: missing; a bundle needs {CONFIG_FILE}")
+    try:
+        doc = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise VocoderError(f"{cfg_path}: not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise VocoderError(f"{cfg_path}: not a vocoder bundle config "
+                           f"(expected \"format\": \"{FORMAT}\")")
+    version = doc.get("format_version")
+    if not isinstance(version, int):
+        raise VocoderError(f"{cfg_path}: format_version missing or not an int")
+    if version > FORMAT_VERSION:
+        raise VocoderError(f"{cfg_path}: bundle format version {version} is newer than this "
+                           f"vocoder reads ({FORMAT_VERSION}); upgrade the vocoder package")
+    for key in ("model", "weights"):
+        if not isinstance(doc.get(key), dict):
+            raise VocoderError(f"{cfg_path}: missing the {key!r} section")
+    return doc
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Read and check a bundle directory. Raises :class:`VocoderError` naming the file."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    doc = read_config(path)
+    cfg_path = path / CONFIG_FILE
+    try:
+        config = WaveNetConfig.from_dict(doc["model"])
+    except VocoderError as e:
+        raise VocoderError(f"{cfg_path}: {e}") from None
+    spec = None
+    if doc.get("features") is not None:
+        try:
+            spec = FeatureSpec.from_dict(doc["features"])
+        except VocoderError as e:
+            raise VocoderError(f"{cfg_path}: {e}") from None
+        if config.cond_channels and spec.dim != config.cond_channels:
+            raise VocoderError(f"{cfg_path}: feature spec has {spec.dim} features but the model "
+                               f"has cond_channels={config.cond_channels}")
+    weights_path = path / doc["weights"].get("file", WEIGHTS_FILE)
+    if not weights_path.is_file():
+        raise VocoderError(f"{weights_path}: missing; a bundle needs its weights")
+    try:
+        weights = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise VocoderError(f"{weights_path}: unreadable safetensors file ({e})") from None
+    digest = _sha256(weights_path)
+    if doc["weights"].get("sha256") not in (None, digest):
+        raise VocoderError(f"{weights_path}: contents do not match the sha256 in {CONFIG_FILE} "
+                           "(the file was changed or truncated after the bundle was written)")
+    _check_shapes(config, weights, weights_path)
+    return Bundle(path, config, spec, weights, digest, doc.get("training") or {},
+                  doc.get("export") or {})
+
+
+def expected_shapes(cfg: WaveNetConfig) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape of every weight of a :class:`~vocoder.model.WaveNet`."""
+    R, G, S, A, L = (cfg.residual_channels, cfg.gate_channels, cfg.skip_channels,
+                     cfg.quantization_channels, cfg.layers)
+    shapes: dict[str, tuple[int, ...]] = {"embed.weight": (A, R), "gate_bias": (L, G),
+                                          "head1.weight": (S, S, 1), "head1.bias": (S,),
+                                          "head2.weight": (A, S, 1), "head2.bias": (A,)}
+    for i in range(L):
+        shapes[f"dilated.{i}.weight"] = (G, R, 2)
+        shapes[f"skip.{i}.weight"] = (S, G // 2, 1)
+        shapes[f"skip.{i}.bias"] = (S,)
+        if i < L - 1:
+            shapes[f"residual.{i}.weight"] = (R, G // 2, 1)
+            shapes[f"residual.{i}.bias"] = (R,)
+    if cfg.cond_channels:
+        D = cfg.cond_channels
+        for i, s in enumerate(cfg.upsample_scales):
+            shapes[f"upsample.convs.{i}.weight"] = (D, D, 2 * s)
+            shapes[f"upsample.convs.{i}.bias"] = (D,)
+        shapes["cond_proj.weight"] = (L * G, D, 1)
+    if cfg.n_speakers:
+        shapes["speaker_embed.weight"] = (cfg.n_speakers, L * G)
+    if cfg.gc_channels:
+        shapes["gc_proj.weight"] = (L * G, cfg.gc_channels)
+    return shapes
+
+
+def _check_shapes(cfg: WaveNetConfig, weights: dict[str, np.ndarray], where: Path) -> None:
+    expected = expected_shapes(cfg)
+    missing = sorted(set(expected) - set(weights))
+    extra = sorted(set(weights) - set(expected))
+    if missing or extra:
+        raise VocoderError(f"{where}: tensors do not match the config (missing {missing[:5]}, "
+                           f"unexpected {extra[:5]})")
+    for name, shape in expected.items():
+        if tuple(weights[name].shape) != shape:
+            raise VocoderError(f"{where}: tensor {name!r} has shape "
+                               f"{tuple(weights[name].shape)}, the config needs {shape}")
+        if weights[name].dtype != np.float32:
+            raise VocoderError(f"{where}: tensor {name!r} is {weights[name].dtype}, "
+                               "expected float32")
+
+
+def update_export_record(path: str | Path, record: dict[str, Any]) -> None:
+    """Merge ``record`` into config.json's ``export`` section (atomically)."""
+    path = Path(path)
+    doc = read_config(path)
+    doc.setdefault("export", {}).update(record)
+    write_text_atomic(path / CONFIG_FILE, json.dumps(doc, indent=2) + "\n")

@@ -1,0 +1,93 @@
+"""What the model's frame features are: names, hop, and the normalisation it was trained with.
+
+Kept free of torch and of the feature extractors, so the runtime can read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vocoder.errors import VocoderError
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Frame features ``(Tf, D)`` at ``hop_length`` samples per frame.
+
+    ``mean``/``std`` are computed on the training split; binary dimensions (one-hots,
+    voicing) keep mean 0 and std 1 so normalisation leaves them alone.
+    """
+
+    names: tuple[str, ...]
+    hop_length: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    binary: tuple[bool, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("names", "mean", "std", "binary"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        d = len(self.names)
+        if not self.binary:
+            object.__setattr__(self, "binary", (False,) * d)
+        if not (len(self.mean) == len(self.std) == len(self.binary) == d):
+            raise VocoderError(
+                f"feature spec: names ({d}), mean ({len(self.mean)}), std ({len(self.std)}) "
+                f"and binary ({len(self.binary)}) must have the same length")
+        if any(not (s > 0) for s in self.std):
+            raise VocoderError("feature spec: every std must be > 0")
+
+    @property
+    def dim(self) -> int:
+        return len(self.names)
+
+    @classmethod
+    def identity(cls, dim: int, hop_length: int) -> FeatureSpec:
+        """Unnamed features with no normalisation (random-weight bundles, tests)."""
+        return cls(tuple(f"f{i}" for i in range(dim)), hop_length, (0.0,) * dim, (1.0,) * dim)
+
+    @classmethod
+    def fit(cls, names: list[str], hop_length: int, frames: list[np.ndarray],
+            binary: list[bool] | None = None) -> FeatureSpec:
+        """Mean/std over all frames of ``frames`` (each (Tf, D)); binary dims untouched."""
+        d = len(names)
+        binary = list(binary) if binary is not None else [False] * d
+        n, s, ss = 0, np.zeros(d), np.zeros(d)
+        for f in frames:
+            f = np.asarray(f, dtype=np.float64)
+            n += f.shape[0]
+            s += f.sum(0)
+            ss += (f * f).sum(0)
+        if n == 0:
+            raise VocoderError("cannot fit feature statistics on zero frames")
+        mean = s / n
+        std = np.sqrt(np.maximum(ss / n - mean * mean, 0.0))
+        std = np.where(std < 1e-5, 1.0, std)  # constant dims: centre only
+        mean = np.where(binary, 0.0, mean)
+        std = np.where(binary, 1.0, std)
+        return cls(tuple(names), hop_length, tuple(map(float, mean)), tuple(map(float, std)),
+                   tuple(bool(b) for b in binary))
+
+    def normalize(self, features: np.ndarray) -> np.ndarray:
+        """(..., D) raw features -> float32 normalised features."""
+        mean = np.asarray(self.mean, dtype=np.float32)
+        std = np.asarray(self.std, dtype=np.float32)
+        return ((np.asarray(features, dtype=np.float32) - mean) / std).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"names": list(self.names), "dim": self.dim, "hop_length": self.hop_length,
+                "mean": list(self.mean), "std": list(self.std), "binary": list(self.binary)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureSpec:
+        try:
+            spec = cls(tuple(d["names"]), int(d["hop_length"]), tuple(d["mean"]),
+                       tuple(d["std"]), tuple(d.get("binary", ())))
+        except (KeyError, TypeError) as e:
+            raise VocoderError(f"feature spec is missing or has a bad field: {e}") from None
+        if "dim" in d and d["dim"] != spec.dim:
+            raise VocoderError(f"feature spec says dim {d['dim']} but names {spec.dim} features")
+        return spec
