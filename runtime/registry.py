@@ -10,6 +10,9 @@ from vocoder.errors import VocoderError
 BACKENDS: dict[str, tuple[str, str]] = {
     "onnxruntime": ("vocoder.runtime.ort_backend", "OrtBackend"),
     "torch": ("vocoder.runtime.torch_backend", "TorchBackend"),
+    "native": ("vocoder.runtime.native_backend", "NativeBackend"),
+    "cuda": ("vocoder.runtime.gpu_backend", "CudaBackend"),
+    "tensorrt": ("vocoder.runtime.gpu_backend", "TensorRTBackend"),
 }
 DEFAULT_BACKEND = "onnxruntime"
 

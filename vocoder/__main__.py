@@ -1,0 +1,5 @@
+import sys
+
+from vocoder.cli import main
+
+sys.exit(main())

@@ -1,0 +1,241 @@
+"""The ``vocoder`` command: parse arguments, call the library, print. Nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+from vocoder.errors import VocoderError
+
+#: Modules that add their own subcommands through ``register(subparsers)``.
+COMMAND_MODULES = ("vocoder.cli_data", "vocoder.cli_train", "vocoder.cli_play",
+                   "vocoder.cli_bench")
+
+
+def _cmd_info(args) -> int:
+    from vocoder.bundle import load_bundle
+    from vocoder.config import flops_per_sample, receptive_field
+
+    b = load_bundle(args.bundle)
+    cfg = b.config
+    rf = receptive_field(cfg)
+    n_params = sum(int(w.size) for w in b.weights.values())
+    info = {
+        "bundle": str(b.path),
+        "config": cfg.to_dict(),
+        "hop_length": cfg.hop_length,
+        "dilations": cfg.dilations,
+        "receptive_field_samples": rf,
+        "receptive_field_ms": round(1000 * rf / cfg.sample_rate, 2),
+        "parameters": n_params,
+        "mflops_per_sample": round(flops_per_sample(cfg) / 1e6, 3),
+        "features": None if b.feature_spec is None else
+        {"dim": b.feature_spec.dim, "hop_length": b.feature_spec.hop_length,
+         "names": list(b.feature_spec.names[:8]) + (["..."] if b.feature_spec.dim > 8 else [])},
+        "exported": sorted(p.name for p in b.path.glob("*.onnx")),
+        "training": b.training,
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"bundle            {info['bundle']}")
+    for k, v in cfg.to_dict().items():
+        print(f"  {k:<22}{v}")
+    print(f"dilations         {cfg.dilations}")
+    print(f"receptive field   {rf} samples = {info['receptive_field_ms']} ms")
+    print(f"parameters        {n_params:,}")
+    print(f"MFLOPs/sample     {info['mflops_per_sample']}")
+    if b.feature_spec is not None:
+        print(f"features          {b.feature_spec.dim} per frame, hop {cfg.hop_length}")
+    print(f"exported          {', '.join(info['exported']) or 'no (run `vocoder export`)'}")
+    if b.training:
+        print(f"training          {json.dumps(b.training)[:200]}")
+    return 0
+
+
+def _cmd_init(args) -> int:
+    import torch
+
+    from vocoder.bundle import save_bundle
+    from vocoder.config import PRESETS, WaveNetConfig
+    from vocoder.model import WaveNet
+
+    if args.config:
+        try:
+            overrides = json.loads(Path(args.config).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise VocoderError(f"{args.config}: cannot read a JSON config ({e})") from None
+        cfg = WaveNetConfig.from_dict(overrides.get("model", overrides))
+    else:
+        cfg = PRESETS[args.preset]
+    changes = {k: v for k, v in (("cond_channels", args.cond_channels),
+                                 ("n_speakers", args.speakers)) if v is not None}
+    if changes:
+        cfg = cfg.replace(**changes)
+    torch.manual_seed(args.seed)
+    path = save_bundle(WaveNet(cfg), cfg, args.out,
+                       training={"note": "random weights (vocoder init)", "seed": args.seed})
+    print(f"wrote a random-weight bundle to {path} "
+          f"(cond_channels={cfg.cond_channels}, n_speakers={cfg.n_speakers})")
+    if not args.no_export:
+        from vocoder.export.exporter import export_bundle
+
+        rep = export_bundle(path)
+        print(f"exported {', '.join(rep.files)} (max abs diff vs torch "
+              f"{max(rep.max_abs_diff.values()):.2e})")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from vocoder.export.exporter import export_bundle
+
+    try:
+        batches = tuple(int(b) for b in args.batch.split(","))
+    except ValueError:
+        raise VocoderError(f"--batch takes comma-separated ints, got {args.batch!r}") from None
+    rep = export_bundle(args.bundle, opset=args.opset, batches=batches, static=args.static)
+    for name, diff in rep.max_abs_diff.items():
+        print(f"{name:<18} max abs diff vs torch {diff:.2e}")
+    print(f"wrote {', '.join(str(p) for p in rep.files.values())} (opset {rep.opset})")
+    if args.engine:
+        from vocoder.bundle import load_bundle
+        from vocoder.runtime.registry import create
+
+        backend = create("tensorrt", load_bundle(args.bundle), precision=args.precision)
+        built = backend.build_engines(batches)
+        print(f"built TensorRT engines: {', '.join(str(p) for p in built)}")
+    return 0
+
+
+def _cmd_synthesize(args) -> int:
+    import time
+
+    import numpy as np
+
+    from vocoder.api import Vocoder
+    from vocoder.fileio import write_wav_atomic
+    from vocoder.inputs import load_features_file
+
+    feats, extras = load_features_file(args.features)
+    speaker = args.speaker if args.speaker is not None else extras.get("speaker")
+    opts = {"threads": args.threads} if args.threads else {}
+    with Vocoder.load(args.bundle, backend=args.backend, **opts) as voc:
+        if speaker is None and voc.config.n_speakers:
+            speaker = 0
+        t0 = time.perf_counter()
+        audio = voc.synthesize(feats, speaker=speaker, seed=args.seed,
+                               temperature=args.temperature, gc=extras.get("gc"),
+                               fold=None if args.fold == "auto" else args.fold == "on",
+                               progress=not args.quiet)
+        dt = time.perf_counter() - t0
+        write_wav_atomic(args.output, audio, voc.sample_rate)
+        secs = len(audio) / voc.sample_rate
+    print(f"wrote {args.output}: {secs:.2f} s of audio in {dt:.2f} s "
+          f"({len(audio) / dt:,.0f} samples/s, real-time factor {dt / secs:.2f}) "
+          f"on {args.backend}; peak {float(np.abs(audio).max()):.2f}")
+    return 0
+
+
+def _cmd_doctor(args) -> int:
+    import platform
+
+    from vocoder.runtime.registry import available
+
+    print(f"python      {platform.python_version()} on {platform.machine()} "
+          f"({platform.processor() or platform.system()})")
+    for mod in ("numpy", "torch", "onnx", "onnxruntime", "numba", "tensorrt", "sounddevice",
+                "pyworld"):
+        try:
+            m = importlib.import_module(mod)
+            print(f"{mod:<12}{getattr(m, '__version__', 'installed')}")
+        except Exception as e:  # report any import failure, not just ImportError
+            print(f"{mod:<12}not available ({type(e).__name__}: {e})")
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            print(f"gpu         {torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})")
+        else:
+            print("gpu       none visible to torch")
+    except ImportError:
+        pass
+    print("backends:")
+    for name, (ok, why) in available().items():
+        print(f"  {name:<12}{'yes' if ok else 'no ':<4} {why}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vocoder", description="WaveNet neural vocoder: train, "
+                                "export to ONNX, synthesise faster than real time.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("info", help="show a bundle's config, receptive field, size, cost")
+    s.add_argument("bundle")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(func=_cmd_info)
+
+    s = sub.add_parser("init", help="write a random-weight bundle (for trying things out)")
+    s.add_argument("out", help="bundle directory to create")
+    s.add_argument("--preset", default="default", choices=["default", "paper", "tiny"])
+    s.add_argument("--config", help="JSON file with WaveNetConfig fields (overrides --preset)")
+    s.add_argument("--cond-channels", type=int, help="local conditioning feature dimension")
+    s.add_argument("--speakers", type=int, help="number of speakers (global conditioning)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--no-export", action="store_true", help="skip writing the ONNX graphs")
+    s.set_defaults(func=_cmd_init)
+
+    s = sub.add_parser("export", help="write condition.onnx and step.onnx into a bundle")
+    s.add_argument("bundle")
+    s.add_argument("--opset", type=int, default=17)
+    s.add_argument("--batch", default="1", help="batch sizes, e.g. 1,8,32 (engines, --static)")
+    s.add_argument("--static", action="store_true", help="fix the step graph's batch size")
+    s.add_argument("--engine", action="store_true", help="also build TensorRT engines")
+    s.add_argument("--precision", default="fp16", choices=["fp32", "fp16"])
+    s.set_defaults(func=_cmd_export)
+
+    s = sub.add_parser("synthesize", help="features (.npy/.npz) -> wav")
+    s.add_argument("bundle")
+    s.add_argument("features", help=".npy (frames, D) or .npz with 'features' [, 'speaker']")
+    s.add_argument("-o", "--output", required=True, help="output .wav")
+    s.add_argument("--speaker", type=int)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--temperature", type=float, default=1.0)
+    s.add_argument("--backend", default="onnxruntime")
+    s.add_argument("--threads", type=int, help="threads for the backend")
+    s.add_argument("--fold", default="auto", choices=["auto", "on", "off"],
+                   help="fold long utterances into parallel segments (offline mode)")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_synthesize)
+
+    s = sub.add_parser("doctor", help="which backends work on this machine, and why not")
+    s.set_defaults(func=_cmd_doctor)
+
+    for mod in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+            continue
+        module.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except VocoderError as e:
+        print(f"vocoder: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vocoder: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
