@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from vocoder.export.graphs import DEFAULT_OPSET, condition_graph, step_graph
-from vocoder.export.weights import cond_weights, step_weights
 
 from vocoder.bundle import CONDITION_ONNX, STEP_ONNX, Bundle, load_bundle, update_export_record
 from vocoder.errors import VocoderError
+from vocoder.export.graphs import DEFAULT_OPSET, condition_graph, step_graph
+from vocoder.export.weights import cond_weights, step_weights
 from vocoder.fileio import atomic_path
 
 STEP_SAMPLE_ONNX = "step_sample.onnx"
@@ -110,7 +110,8 @@ def export_bundle(path: str | Path, opset: int = DEFAULT_OPSET, batches: tuple[i
         for name, model in graphs.items():
             onnx.save(model, str(tmps[name]))
             onnx.checker.check_model(str(tmps[name]))
-        diffs = compare_with_torch(bundle, tmps) if check else {}
+        diffs = compare_with_torch(bundle, tmps, batch=batches[0] if static else 2) \
+            if check else {}
         bad = {k: v for k, v in diffs.items() if not v < TOLERANCE}
         if bad:
             raise VocoderError(f"export differs from torch beyond {TOLERANCE}: {bad}; "

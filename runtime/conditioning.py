@@ -18,17 +18,19 @@ from vocoder.config import cond_context_frames
 class Conditioner:
     """cond for samples ``[s0, s1)`` of one utterance.
 
-    features (Tf, D) float32 normalised, or None; speaker an int or None; gc
-    (gc_channels,) or None. Ranges past the end are padded with the last available bias
+    features (Tf, D) float32, or None; ``normalize`` maps a slice of them to what the model
+    was trained on (applied per chunk, so a long input is never copied whole); speaker an
+    int or None; gc (gc_channels,) or None. Ranges past the end are padded with zeros
     (the extra samples are generated and discarded by the caller).
     """
 
     def __init__(self, backend, features: np.ndarray | None, speaker: int | None,
-                 gc: np.ndarray | None, n_samples: int):
+                 gc: np.ndarray | None, n_samples: int, normalize=None):
         self.backend = backend
         cfg = backend.config
         self.cfg = cfg
         self.features = features
+        self.normalize = normalize
         self.speaker = None if speaker is None else np.array([speaker], dtype=np.int64)
         self.gc = None if gc is None else np.asarray(gc, dtype=np.float32)[None]
         self.n_samples = n_samples
@@ -50,7 +52,10 @@ class Conditioner:
         tf = self.features.shape[0]
         f0 = max(0, s0 // hop - self.context)
         f1 = min(tf, math.ceil(e / hop) + self.context)
-        c = self.backend.condition(self.features[None, f0:f1], self.speaker, self.gc,
+        f = self.features[f0:f1]
+        if self.normalize is not None:
+            f = self.normalize(f)
+        c = self.backend.condition(f[None], self.speaker, self.gc,
                                    s0 - f0 * hop, e - f0 * hop, 1)[0]
         if e < s1:
             c = np.concatenate([c, np.zeros((s1 - e, *c.shape[1:]), np.float32)])

@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from vocoder.runtime.backend import Backend, StepState
-from vocoder.runtime.sampling import sample
 
 from vocoder.bundle import CONDITION_ONNX, STEP_ONNX
 from vocoder.errors import VocoderError
+from vocoder.runtime.backend import Backend, StepState
+from vocoder.runtime.sampling import sample
 
 
 def _session_options(threads: int | None):
@@ -72,6 +72,12 @@ class OrtBackend(Backend):
                     f"{bundle.path / n} is stale: it was exported from other weights than "
                     f"model.safetensors; re-run `vocoder export {bundle.path}`")
         self.providers = self.step_sess.get_providers()
+        # ONNX Runtime falls back to the CPU silently when a provider cannot start.
+        lost = [p for p in providers if p not in self.providers]
+        if lost:
+            raise VocoderError(f"ONNX Runtime could not start {', '.join(lost)} (running "
+                               f"{', '.join(self.providers)}); for CUDA install "
+                               "onnxruntime-gpu and the CUDA libraries it needs")
         self.threads = threads or 1
         self._cond_inputs = {i.name for i in self.cond_sess.get_inputs()}
         self._bufs: dict[int, tuple] = {}

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vocoder.errors import VocoderError
+
 
 def sample(logits: np.ndarray, u: np.ndarray, temperature: float) -> np.ndarray:
     """logits (B, A), u (B,) -> classes (B,) int64."""
@@ -29,7 +31,7 @@ def check_temperature(temperature: float) -> float:
     try:
         t = float(temperature)
     except (TypeError, ValueError):
-        raise ValueError(f"temperature must be a number >= 0, got {temperature!r}") from None
+        raise VocoderError(f"temperature must be a number >= 0, got {temperature!r}") from None
     if not np.isfinite(t) or t < 0:
-        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+        raise VocoderError(f"temperature must be a finite number >= 0, got {temperature!r}")
     return t

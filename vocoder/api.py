@@ -77,10 +77,10 @@ class Vocoder:
                      what="features") -> Conditioner:
         cfg = self.config
         f = check_features(features, cfg, what)
-        if f is not None and normalize and self.feature_spec is not None:
-            f = self.feature_spec.normalize(f)
         n = check_n_samples(n_samples, f, cfg)
-        return Conditioner(self.backend, f, check_speaker(speaker, cfg), check_gc(gc, cfg), n)
+        norm = self.feature_spec.normalize if normalize and self.feature_spec else None
+        return Conditioner(self.backend, f, check_speaker(speaker, cfg), check_gc(gc, cfg), n,
+                           normalize=norm)
 
     # -- synthesis --------------------------------------------------------------------
     def synthesize(self, features=None, speaker: int | None = None, seed: int = 0,

@@ -38,12 +38,12 @@ def check_features(features, cfg: WaveNetConfig, what: str = "features") -> np.n
                            f"got {arr.shape[1]} (shape {arr.shape})")
     if arr.shape[0] == 0:
         raise VocoderError(f"{what}: zero frames; need at least one frame of {D} features")
-    bad = ~np.isfinite(arr)
-    if bad.any():
+    if not np.isfinite(arr).all():
+        bad = ~np.isfinite(arr)
         frame, dim = np.argwhere(bad)[0]
         raise VocoderError(f"{what}: {int(bad.sum())} NaN/Inf values, first at frame "
                            f"{frame}, dimension {dim}")
-    return arr.astype(np.float32)
+    return np.asarray(arr, dtype=np.float32)  # no copy when already float32
 
 
 def check_speaker(speaker, cfg: WaveNetConfig) -> int | None:

@@ -1,0 +1,175 @@
+"""ONNX Runtime backend against the torch reference, folding, streaming, bad input."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import make_bundle, make_config, random_features
+from vocoder.api import Vocoder
+from vocoder.bundle import load_bundle
+from vocoder.config import receptive_field
+from vocoder.errors import VocoderError
+from vocoder.mulaw import quantize, silence_class
+from vocoder.runtime import engine, folding
+from vocoder.runtime.conditioning import Conditioner
+from vocoder.runtime.ort_backend import OrtBackend
+
+GC = np.array([0.5, -1.0], np.float32)
+
+
+def test_teacher_forced_ort_equals_torch_forward(cond_bundle):
+    path, model, cfg = cond_bundle
+    feats = random_features(cfg, 40)
+    audio = np.sin(np.arange(40 * cfg.hop_length) * 0.05).astype(np.float32) * 0.5
+    with Vocoder.load(path) as voc:
+        got = voc.teacher_forced_logits(audio, feats, speaker=2, gc=GC)
+    x = np.concatenate([[silence_class()], quantize(audio)[:-1]])
+    with torch.no_grad():
+        ref = model.eval()(torch.from_numpy(x)[None], torch.from_numpy(feats)[None],
+                           torch.tensor([2]), torch.from_numpy(GC)[None])[0].T.numpy()
+    assert np.abs(got - ref).max() < 1e-4
+
+
+def test_free_running_ort_matches_torch_for_2000_samples(cond_bundle):
+    path, _, cfg = cond_bundle
+    feats = random_features(cfg, -(-2000 // cfg.hop_length), seed=1)
+    ref = Vocoder.load(path, backend="torch").synthesize(feats, 1, seed=7, gc=GC)
+    got = Vocoder.load(path).synthesize(feats, 1, seed=7, gc=GC, fold=False)
+    assert len(got) >= 2000
+    assert np.array_equal(ref[:2000], got[:2000])
+
+
+def test_stream_concatenation_equals_unfolded_synthesis(cond_bundle):
+    path, _, cfg = cond_bundle
+    feats = random_features(cfg, 50, seed=2)
+    with Vocoder.load(path) as voc:
+        whole = voc.synthesize(feats, 0, seed=3, gc=GC, fold=False)
+        chunks = list(voc.stream(feats, 0, seed=3, gc=GC, chunk=37))
+    assert all(len(c) == 37 for c in chunks[:-1])
+    assert np.array_equal(np.concatenate(chunks), whole)
+
+
+def test_batch_equals_each_alone_and_state_resets(cond_bundle):
+    path, _, cfg = cond_bundle
+    a, b = random_features(cfg, 30, seed=3), random_features(cfg, 21, seed=4)
+    with Vocoder.load(path) as voc:
+        both = voc.synthesize_batch([a, b], [0, 2], seed=5, gcs=[GC, GC], fold=False)
+        alone_a = voc.synthesize(a, 0, seed=5, gc=GC, fold=False)
+        again_a = voc.synthesize(a, 0, seed=5, gc=GC, fold=False)
+    assert np.array_equal(both[0], alone_a)
+    assert np.array_equal(alone_a, again_a)
+    assert len(both[1]) == 21 * cfg.hop_length
+
+
+def test_folding_with_overlap_of_receptive_field_matches_unfolded(cond_bundle):
+    """Teacher forcing: after its warm-up, every segment reproduces the unfolded logits."""
+    path, _, cfg = cond_bundle
+    backend = OrtBackend(load_bundle(path))
+    feats = random_features(cfg, 60, seed=5)
+    n = 60 * cfg.hop_length
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, n)
+    cond = Conditioner(backend, feats, 1, GC, n)
+    whole = np.concatenate([lg[0] for _, lg in engine.teacher_force(
+        backend, [engine.Job(cond, 0, 0, n, x)])])
+    rf = receptive_field(cfg)
+    settings = folding.FoldSettings(segments=4, min_segment=50, overlap=rf - 1, crossfade=0)
+    segs = folding.plan(n, settings)
+    assert len(segs) == 4
+    jobs = [engine.Job(cond, 0, s.warm, s.length, x[s.warm:s.end]) for s in segs]
+    out = [np.empty((j.length, 256), np.float32) for j in jobs]
+    for tau, lg in engine.teacher_force(backend, jobs, chunk=29):
+        for b, j in enumerate(jobs):
+            m = min(lg.shape[1], j.length - tau)
+            if m > 0:
+                out[b][tau:tau + m] = lg[b, :m]
+    for s, o in zip(segs, out):
+        kept = o[s.keep - s.warm:]
+        assert np.abs(kept - whole[s.keep:s.end]).max() < 1e-5
+
+
+def test_folded_synthesis_shape_and_range(cond_bundle):
+    path, _, cfg = cond_bundle
+    feats = random_features(cfg, 80, seed=6)
+    with Vocoder.load(path) as voc:
+        out = voc.synthesize(feats, 1, seed=0, gc=GC, fold=True, fold_settings=folding.FoldSettings(
+            segments=5, min_segment=40, overlap=30, crossfade=10))
+    assert out.shape == (80 * cfg.hop_length,) and out.dtype == np.float32
+    assert np.all(np.abs(out) <= 1.0)
+
+
+def test_assemble_crossfades_between_segments():
+    segs = folding.plan(100, folding.FoldSettings(segments=2, min_segment=10, overlap=20,
+                                                  crossfade=10))
+    a = [np.full(s.length, float(i + 1), np.float32) for i, s in enumerate(segs)]
+    out = folding.assemble(segs, a, 100, 10)
+    assert np.all(out[:40] == 1) and np.all(out[50:] == 2)
+    assert np.all(np.diff(out[40:50]) > 0)  # a monotone ramp from 1 to 2
+
+
+def test_streaming_memory_is_bounded_for_ten_minutes(tmp_path):
+    cfg = make_config(cond_channels=5)
+    make_bundle(tmp_path, cfg)
+    frames = 10 * 60 * cfg.sample_rate // cfg.hop_length  # 10 minutes
+    feats = np.zeros((frames, 5), np.float32)
+    whole_cond_bytes = frames * cfg.hop_length * cfg.layers * cfg.gate_channels * 4
+    with Vocoder.load(tmp_path) as voc:
+        tracemalloc.start()
+        gen = voc.stream(feats, chunk=400)
+        for _ in range(10):
+            next(gen)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        gen.close()
+    # the bound: the input itself (never copied whole) plus 4 MB of working memory,
+    # against 3.7 GB for the whole utterance's conditioning
+    assert peak < feats.nbytes + (4 << 20) < whole_cond_bytes // 50
+
+
+@pytest.mark.parametrize("features, kw, msg", [
+    (np.zeros((10, 4), np.float32), {}, "expected 5 feature dimensions"),
+    (np.zeros((10, 5), np.int64), {}, "floating-point"),
+    (np.full((10, 5), np.nan, np.float32), {}, "NaN/Inf"),
+    (np.zeros((0, 5), np.float32), {}, "zero frames"),
+    (np.zeros((10,), np.float32), {}, "expected shape"),
+    (np.zeros((10, 5), np.float32), {"speaker": 3}, "unknown speaker 3"),
+    (np.zeros((10, 5), np.float32), {"speaker": None}, "speakers"),
+    (np.zeros((10, 5), np.float32), {"gc": np.zeros(3)}, "gc"),
+    (np.zeros((10, 5), np.float32), {"seed": -1}, "seed"),
+    (np.zeros((10, 5), np.float32), {"temperature": float("nan")}, "temperature"),
+    (None, {}, "needs features"),
+])
+def test_bad_input_gives_clear_errors(cond_bundle, features, kw, msg):
+    path = cond_bundle[0]
+    args = {"speaker": 0, "gc": GC, **kw}
+    with Vocoder.load(path) as voc:
+        with pytest.raises(VocoderError, match=msg):
+            voc.synthesize(features, **args)
+        with pytest.raises(VocoderError, match=msg):
+            next(voc.stream(features, **args))
+
+
+def test_unknown_backend_lists_available(cond_bundle):
+    with pytest.raises(VocoderError, match="unknown backend 'tpu'.*onnxruntime"):
+        Vocoder.load(cond_bundle[0], backend="tpu")
+
+
+def test_unconditional_model_needs_n_samples(tmp_path):
+    make_bundle(tmp_path, make_config(n_speakers=2))
+    with Vocoder.load(tmp_path) as voc:
+        with pytest.raises(VocoderError, match="n_samples"):
+            voc.synthesize(speaker=1)
+        a = voc.synthesize(speaker=1, n_samples=300, seed=1)
+        b = Vocoder.load(tmp_path, backend="torch").synthesize(speaker=1, n_samples=300, seed=1)
+    assert np.array_equal(a, b)
+
+
+def test_requested_provider_that_cannot_start_is_an_error(cond_bundle):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("CUDA provider present: the fallback cannot be provoked")
+    with pytest.raises(VocoderError, match="CUDAExecutionProvider"):
+        Vocoder.load(cond_bundle[0], providers=["CUDAExecutionProvider"])

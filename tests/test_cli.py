@@ -1,0 +1,69 @@
+"""The command line end to end, through ``vocoder.cli.main`` and once as a real process."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vocoder.cli import main
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    path = tmp_path / "b"
+    assert main(["init", str(path), "--preset", "tiny", "--cond-channels", "3",
+                 "--speakers", "2"]) == 0
+    return path
+
+
+def test_init_info_synthesize(bundle, tmp_path, capsys):
+    assert main(["info", str(bundle), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["receptive_field_samples"] == 1 + 2 * (1 + 2 + 4)
+    assert info["exported"] == ["condition.onnx", "step.onnx", "step_sample.onnx"]
+    feats = tmp_path / "f.npz"
+    np.savez(feats, features=np.random.default_rng(0).standard_normal((20, 3)).astype(
+        np.float32), speaker=1)
+    out = tmp_path / "out.wav"
+    assert main(["synthesize", str(bundle), str(feats), "-o", str(out), "-q"]) == 0
+    audio, sr = sf.read(out)
+    assert sr == 16000 and len(audio) == 20 * 4
+    # the torch reference gives the same audio for the same seed
+    out2 = tmp_path / "out2.wav"
+    assert main(["synthesize", str(bundle), str(feats), "-o", str(out2), "-q",
+                 "--backend", "torch", "--fold", "off"]) == 0
+    assert np.array_equal(sf.read(out2)[0], audio)
+
+
+def test_errors_are_one_line_and_write_nothing(bundle, tmp_path, capsys):
+    feats = tmp_path / "bad.npy"
+    np.save(feats, np.zeros((20, 7), np.float32))
+    out = tmp_path / "out.wav"
+    assert main(["synthesize", str(bundle), str(feats), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "expected 3 feature dimensions" in err and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+    assert main(["info", str(tmp_path / "missing")]) == 2
+    assert main(["synthesize", str(bundle), str(tmp_path / "nope.npy"), "-o", str(out)]) == 2
+    assert "no such features file" in capsys.readouterr().err
+
+
+def test_export_command_rewrites_graphs(bundle, capsys):
+    (bundle / "step.onnx").unlink()
+    assert main(["export", str(bundle), "--batch", "1,8"]) == 0
+    assert "max abs diff" in capsys.readouterr().out
+    assert (bundle / "step.onnx").is_file()
+    doc = json.loads((bundle / "config.json").read_text())
+    assert doc["export"]["onnx"]["batches"] == [1, 8]
+
+
+def test_doctor_and_help_as_a_process():
+    r = subprocess.run([sys.executable, "-m", "vocoder", "doctor"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and "onnxruntime" in r.stdout and "torch" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "vocoder", "--help"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and "synthesize" in r.stdout

@@ -1,0 +1,150 @@
+"""The model's contracts: causality, receptive field, step = forward, conditioning shapes."""
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import make_config
+from vocoder.config import receptive_field
+from vocoder.model import WaveNet
+
+CONFIGS = [
+    make_config(),
+    make_config(layers=4, stacks=1, dilation_limit=2),
+    make_config(cond_channels=4, upsample_scales=(2, 2)),
+    make_config(cond_channels=3, n_speakers=2, gc_channels=3, upsample_scales=(3,)),
+    make_config(residual_channels=6, gate_channels=10, skip_channels=5, layers=5, stacks=1,
+                quantization_channels=64),
+]
+
+
+def _inputs(cfg, B=2, T=None, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    hop = cfg.hop_length
+    T = T or 8 * hop * 3
+    kw = {}
+    if cfg.cond_channels:
+        kw["features"] = torch.randn(B, -(-T // hop), cfg.cond_channels, generator=g)
+    if cfg.n_speakers:
+        kw["speaker"] = torch.randint(0, cfg.n_speakers, (B,), generator=g)
+    if cfg.gc_channels:
+        kw["gc"] = torch.randn(B, cfg.gc_channels, generator=g)
+    x = torch.randint(0, cfg.quantization_channels, (B, T), generator=g)
+    return x, kw
+
+
+def _model(cfg, seed=0):
+    torch.manual_seed(seed)
+    m = WaveNet(cfg).eval()
+    with torch.no_grad():
+        m.gate_bias.normal_(0, 0.1)
+    return m
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_causality_bit_identical(cfg):
+    m = _model(cfg)
+    x, kw = _inputs(cfg)
+    T = x.shape[1]
+    with torch.no_grad():
+        a = m(x, **kw)
+        x2 = x.clone()
+        x2[:, T // 2:] = torch.randint(0, cfg.quantization_channels, (2, T - T // 2))
+        b = m(x2, **kw)
+    assert torch.equal(a[..., : T // 2], b[..., : T // 2])
+    assert not torch.equal(a[..., T // 2:], b[..., T // 2:])
+
+
+@pytest.mark.parametrize("cfg", CONFIGS[:2] + CONFIGS[4:])
+def test_receptive_field_exact(cfg):
+    m = _model(cfg)
+    rf = receptive_field(cfg)
+    T = rf + 10
+    t = T - 1
+    x, kw = _inputs(cfg, B=1, T=T)
+
+    def changed(pos):
+        x2 = x.clone()
+        x2[0, pos] = (x2[0, pos] + 1) % cfg.quantization_channels
+        with torch.no_grad():
+            return not torch.equal(m(x, **kw)[..., t], m(x2, **kw)[..., t])
+
+    assert changed(t - rf + 1)
+    assert not changed(t - rf)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_step_loop_with_ring_equals_forward(seed):
+    rng = np.random.default_rng(seed)
+    layers_per_stack = int(rng.integers(1, 5))
+    stacks = int(rng.integers(1, 3))
+    R = int(rng.integers(2, 9))
+    cfg = make_config(residual_channels=R, gate_channels=2 * int(rng.integers(1, 8)),
+                      skip_channels=int(rng.integers(2, 9)),
+                      layers=layers_per_stack * stacks, stacks=stacks,
+                      cond_channels=int(rng.integers(1, 5)), n_speakers=3,
+                      gc_channels=int(rng.integers(0, 3)),
+                      upsample_scales=tuple(int(s) for s in rng.integers(2, 4, size=2)))
+    m = _model(cfg, seed)
+    x, kw = _inputs(cfg, B=2, T=5 * cfg.hop_length, seed=seed)
+    T = x.shape[1]
+    with torch.no_grad():
+        ref = m(x, **kw)
+        cond = m.condition(kw.get("features"), kw.get("speaker"), n_samples=T, gc=kw.get("gc"))
+        ring = m.init_ring(2)
+        from vocoder.runtime.ring import RingLayout
+
+        layout = RingLayout.of(cfg)
+        slots = torch.from_numpy(np.array(layout.slots))
+        out = []
+        for t in range(T):
+            s = slots[t % layout.period]
+            logits, present = m.step(x[:, t], cond[:, t], ring[:, s])
+            ring[:, s] = present
+            out.append(logits)
+    err = (torch.stack(out, -1) - ref).abs().max().item()
+    assert err < 1e-4
+
+
+@pytest.mark.parametrize("scales", [(2,), (3,), (4, 4, 5), (2, 3, 2), (5, 5)])
+@pytest.mark.parametrize("frames", [1, 2, 7])
+def test_condition_length_is_frames_times_hop(scales, frames):
+    cfg = make_config(cond_channels=3, upsample_scales=scales)
+    m = _model(cfg)
+    with torch.no_grad():
+        c = m.condition(torch.randn(2, frames, 3))
+    assert c.shape == (2, frames * cfg.hop_length, cfg.layers, cfg.gate_channels)
+
+
+def test_upsampler_starts_as_interpolation():
+    # untrained, a constant feature upsamples to (almost) the same constant
+    cfg = make_config(cond_channels=2, upsample_scales=(4, 5))
+    m = _model(cfg)
+    with torch.no_grad():
+        m.upsample.convs[0].weight.zero_()
+        m.upsample.convs[1].weight.zero_()
+        from vocoder.model import _triangle_kernel
+
+        for conv, s in zip(m.upsample.convs, (4, 5)):
+            conv.weight[:] = torch.eye(2)[:, :, None] * _triangle_kernel(s)
+        y = m.upsample(torch.ones(1, 2, 6))
+    assert torch.allclose(y[..., 20:-20], torch.ones(()), atol=1e-6)
+
+
+def test_unused_parameters_absent():
+    # every parameter gets a gradient (DDP needs no find_unused_parameters)
+    cfg = CONFIGS[3]
+    m = _model(cfg)
+    x, kw = _inputs(cfg)
+    m(x, **kw).sum().backward()
+    assert all(p.grad is not None for p in m.parameters())
+
+
+def test_missing_conditioning_is_a_clear_error():
+    cfg = CONFIGS[3]
+    m = _model(cfg)
+    x, kw = _inputs(cfg)
+    with pytest.raises(ValueError, match="needs features"):
+        m(x, speaker=kw["speaker"], gc=kw["gc"])
+    with pytest.raises(ValueError, match="speakers"):
+        m(x, features=kw["features"], gc=kw["gc"])
