@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-from vocoder.export.weights import CondWeights, StepWeights
 
 from vocoder.config import WaveNetConfig
+from vocoder.export.weights import CondWeights, StepWeights
 
 #: Ops the graphs may use: all supported by TensorRT's ONNX parser (10.x).
 ALLOWED_OPS = frozenset({

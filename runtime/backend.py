@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from vocoder.runtime.ring import RingLayout
 
 from vocoder.bundle import Bundle
 from vocoder.mulaw import silence_class
+from vocoder.runtime.ring import RingLayout
 
 
 @dataclass

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+
 from vocoder.runtime.backend import Backend
 from vocoder.runtime.conditioning import Conditioner
 from vocoder.runtime.noise import uniforms

@@ -6,6 +6,7 @@ Slow and exact; every faster backend is tested against it.
 from __future__ import annotations
 
 import numpy as np
+
 from vocoder.runtime.backend import Backend, StepState
 from vocoder.runtime.sampling import sample
 
