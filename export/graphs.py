@@ -21,7 +21,7 @@ from vocoder.export.weights import CondWeights, StepWeights
 ALLOWED_OPS = frozenset({
     "Gather", "Transpose", "MatMul", "Gemm", "Add", "Mul", "Sub", "Tanh", "Sigmoid", "Relu",
     "Concat", "Split", "Reshape", "Unsqueeze", "ConvTranspose", "Slice", "Expand",
-    "Softmax", "CumSum", "Less", "Cast", "ReduceSum", "Min", "Identity",
+    "Softmax", "CumSum", "Less", "Cast", "ReduceSum", "Min", "Identity", "Conv",
 })
 
 DEFAULT_OPSET = 17
@@ -155,6 +155,10 @@ def condition_graph(cfg: WaveNetConfig, w: CondWeights, *, opset: int = DEFAULT_
         inputs.insert(0, helper.make_tensor_value_info("features", TensorProto.FLOAT,
                                                        ["B", "Tf", D]))
         c = g.op("Transpose", ["features"], perm=[0, 2, 1])  # (B, D, Tf)
+        if w.cond_in is not None:
+            c = g.op("Conv", [c, g.const(w.cond_in[0], "in_w"), g.const(w.cond_in[1], "in_b")],
+                     kernel_shape=[3], pads=[1, 1])
+            c = g.op("Tanh", [c])  # (B, C, Tf)
         for weight, b, s in w.upsample:
             # pads crop the (n+1)*s full output to n*s starting at s//2, as in the model.
             c = g.op("ConvTranspose", [c, g.const(weight, "up_w"), g.const(b, "up_b")],

@@ -55,10 +55,12 @@ def step_weights(cfg: WaveNetConfig, w: dict[str, np.ndarray]) -> StepWeights:
 
 @dataclass(frozen=True)
 class CondWeights:
-    """upsample: [(weight (D, D, 2s), bias (D,), s)] per level; proj (D, L*G) or None;
+    """cond_in: (weight (C, D, 3), bias (C,)) of the frame-rate convolution or None;
+    upsample: [(weight (C, C, 2s), bias (C,), s)] per level; proj (C, L*G) or None;
     bias (L*G,) the gate biases; speaker (n_speakers, L*G) or None; gc (gc_channels, L*G)
     or None."""
 
+    cond_in: tuple | None
     upsample: list
     proj: np.ndarray | None
     bias: np.ndarray
@@ -68,13 +70,15 @@ class CondWeights:
 
 def cond_weights(cfg: WaveNetConfig, w: dict[str, np.ndarray]) -> CondWeights:
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
-    ups, proj = [], None
+    ups, proj, cond_in = [], None, None
+    if cfg.cond_hidden and cfg.cond_channels:
+        cond_in = (f32(w["cond_in.weight"]), f32(w["cond_in.bias"]))
     if cfg.cond_channels:
         ups = [(f32(w[f"upsample.convs.{i}.weight"]), f32(w[f"upsample.convs.{i}.bias"]), s)
                for i, s in enumerate(cfg.upsample_scales)]
         proj = f32(w["cond_proj.weight"][:, :, 0].T)
     return CondWeights(
-        upsample=ups, proj=proj, bias=f32(w["gate_bias"].reshape(-1)),
+        cond_in=cond_in, upsample=ups, proj=proj, bias=f32(w["gate_bias"].reshape(-1)),
         speaker=f32(w["speaker_embed.weight"]) if cfg.n_speakers else None,
         gc=f32(w["gc_proj.weight"].T) if cfg.gc_channels else None,
     )

@@ -30,8 +30,8 @@ class FoldSettings:
     """segments: how many parallel segments to aim for; min_segment: shortest kept length
     (shorter utterances are not folded); overlap: warm-up samples; crossfade <= overlap."""
 
-    segments: int = 16
-    min_segment: int = 8000
+    segments: int = 32
+    min_segment: int = 4000
     overlap: int = 1024
     crossfade: int = 256
 

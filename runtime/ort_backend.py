@@ -9,6 +9,7 @@ when CUDA is unusable, so the providers actually in use are checked.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -30,6 +31,73 @@ def _session_options(threads: int | None):
     return opts
 
 
+def require_exported(bundle, names) -> dict[str, Path]:
+    """Paths of the exported graphs ``names`` in ``bundle``; a VocoderError saying how to
+    create them when any is missing."""
+    paths = {n: bundle.path / n for n in names}
+    missing = [n for n, p in paths.items() if not p.is_file()]
+    if missing:
+        raise VocoderError(f"{bundle.path}: no {' / '.join(missing)}; create them with "
+                           f"`vocoder export {bundle.path}`")
+    return paths
+
+
+def open_sessions(bundle, threads: dict[str, int | None],
+                  providers: list[str] | None = None) -> dict:
+    """One InferenceSession per exported graph name in ``threads`` (name -> intra-op
+    threads), each checked to come from the bundle's current weights."""
+    import onnxruntime as ort
+
+    providers = providers or ["CPUExecutionProvider"]
+    try:
+        sessions = {n: ort.InferenceSession(str(bundle.path / n), _session_options(t),
+                                            providers=providers)
+                    for n, t in threads.items()}
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+        raise VocoderError(f"{bundle.path}: ONNX Runtime cannot load the exported graphs "
+                           f"({e}); re-run `vocoder export {bundle.path}`") from None
+    for n, s in sessions.items():
+        got = s.get_modelmeta().custom_metadata_map.get("weights_sha256")
+        if got != bundle.weights_sha256:
+            raise VocoderError(
+                f"{bundle.path / n} is stale: it was exported from other weights than "
+                f"model.safetensors; re-run `vocoder export {bundle.path}`")
+    return sessions
+
+
+class OrtConditioner:
+    """``condition.onnx`` on ONNX Runtime: gate biases for a sample range, as
+    :meth:`Backend.condition` specifies. Shared by every backend that runs the
+    conditioning through ONNX Runtime (this one and the native backend)."""
+
+    def __init__(self, config, session):
+        self.config = config
+        self.session = session
+        self._inputs = {i.name for i in session.get_inputs()}
+
+    @classmethod
+    def open(cls, bundle, threads: int | None = None,
+             providers: list[str] | None = None) -> OrtConditioner:
+        """Load the bundle's condition.onnx (threads default: all cores)."""
+        require_exported(bundle, (CONDITION_ONNX,))
+        sess = open_sessions(bundle, {CONDITION_ONNX: threads or os.cpu_count()}, providers)
+        return cls(bundle.config, sess[CONDITION_ONNX])
+
+    def __call__(self, features, speaker, gc, start, stop, batch) -> np.ndarray:
+        """cond (batch, stop - start, L, G) float32, owned by the caller."""
+        feed = {"crop": np.array([start, stop], dtype=np.int64)}
+        if "features" in self._inputs:
+            feed["features"] = np.ascontiguousarray(features, dtype=np.float32)
+        if "speaker" in self._inputs:
+            feed["speaker"] = np.asarray(speaker, dtype=np.int64).reshape(-1)
+        if "gc" in self._inputs:
+            feed["gc"] = np.asarray(gc, dtype=np.float32).reshape(-1, self.config.gc_channels)
+        cond = self.session.run(["cond"], feed)[0]
+        if cond.shape[0] != batch:
+            cond = np.broadcast_to(cond, (batch, *cond.shape[1:])).copy()
+        return cond
+
+
 class OrtBackend(Backend):
     name = "onnxruntime"
     prefers_folding = True
@@ -48,29 +116,11 @@ class OrtBackend(Backend):
         to split; batch > 8 gains from 2). cond_threads: for the conditioning session
         (default: all cores)."""
         super().__init__(bundle)
-        import onnxruntime as ort
-
-        paths = {n: bundle.path / n for n in (CONDITION_ONNX, STEP_ONNX)}
-        missing = [n for n, p in paths.items() if not p.is_file()]
-        if missing:
-            raise VocoderError(f"{bundle.path}: no {' / '.join(missing)}; create them with "
-                               f"`vocoder export {bundle.path}`")
+        require_exported(bundle, (CONDITION_ONNX, STEP_ONNX))
         providers = providers or ["CPUExecutionProvider"]
-        try:
-            self.cond_sess = ort.InferenceSession(
-                str(paths[CONDITION_ONNX]), _session_options(cond_threads or os.cpu_count()),
-                providers=providers)
-            self.step_sess = ort.InferenceSession(str(paths[STEP_ONNX]),
-                                                  _session_options(threads), providers=providers)
-        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise VocoderError(f"{bundle.path}: ONNX Runtime cannot load the exported graphs "
-                               f"({e}); re-run `vocoder export {bundle.path}`") from None
-        for n, s in (("condition.onnx", self.cond_sess), ("step.onnx", self.step_sess)):
-            got = s.get_modelmeta().custom_metadata_map.get("weights_sha256")
-            if got != bundle.weights_sha256:
-                raise VocoderError(
-                    f"{bundle.path / n} is stale: it was exported from other weights than "
-                    f"model.safetensors; re-run `vocoder export {bundle.path}`")
+        sessions = open_sessions(bundle, {CONDITION_ONNX: cond_threads or os.cpu_count(),
+                                          STEP_ONNX: threads}, providers)
+        self.cond_sess, self.step_sess = sessions[CONDITION_ONNX], sessions[STEP_ONNX]
         self.providers = self.step_sess.get_providers()
         # ONNX Runtime falls back to the CPU silently when a provider cannot start.
         lost = [p for p in providers if p not in self.providers]
@@ -79,22 +129,12 @@ class OrtBackend(Backend):
                                f"{', '.join(self.providers)}); for CUDA install "
                                "onnxruntime-gpu and the CUDA libraries it needs")
         self.threads = threads or 1
-        self._cond_inputs = {i.name for i in self.cond_sess.get_inputs()}
+        self._conditioner = OrtConditioner(bundle.config, self.cond_sess)
         self._bufs: dict[int, tuple] = {}
 
     # -- conditioning -----------------------------------------------------------------
     def condition(self, features, speaker, gc, start, stop, batch):
-        feed = {"crop": np.array([start, stop], dtype=np.int64)}
-        if "features" in self._cond_inputs:
-            feed["features"] = np.ascontiguousarray(features, dtype=np.float32)
-        if "speaker" in self._cond_inputs:
-            feed["speaker"] = np.asarray(speaker, dtype=np.int64).reshape(-1)
-        if "gc" in self._cond_inputs:
-            feed["gc"] = np.asarray(gc, dtype=np.float32).reshape(-1, self.config.gc_channels)
-        cond = self.cond_sess.run(["cond"], feed)[0]
-        if cond.shape[0] != batch:
-            cond = np.broadcast_to(cond, (batch, *cond.shape[1:])).copy()
-        return cond
+        return self._conditioner(features, speaker, gc, start, stop, batch)
 
     # -- step loop --------------------------------------------------------------------
     def _new_ring(self, batch):

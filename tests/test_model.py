@@ -12,6 +12,7 @@ CONFIGS = [
     make_config(),
     make_config(layers=4, stacks=1, dilation_limit=2),
     make_config(cond_channels=4, upsample_scales=(2, 2)),
+    make_config(cond_channels=4, upsample_scales=(3, 2), cond_hidden=0),
     make_config(cond_channels=3, n_speakers=2, gc_channels=3, upsample_scales=(3,)),
     make_config(residual_channels=6, gate_channels=10, skip_channels=5, layers=5, stacks=1,
                 quantization_channels=64),
@@ -118,7 +119,7 @@ def test_condition_length_is_frames_times_hop(scales, frames):
 
 def test_upsampler_starts_as_interpolation():
     # untrained, a constant feature upsamples to (almost) the same constant
-    cfg = make_config(cond_channels=2, upsample_scales=(4, 5))
+    cfg = make_config(cond_channels=2, upsample_scales=(4, 5), cond_hidden=0)
     m = _model(cfg)
     with torch.no_grad():
         m.upsample.convs[0].weight.zero_()
@@ -133,7 +134,7 @@ def test_upsampler_starts_as_interpolation():
 
 def test_unused_parameters_absent():
     # every parameter gets a gradient (DDP needs no find_unused_parameters)
-    cfg = CONFIGS[3]
+    cfg = CONFIGS[4]
     m = _model(cfg)
     x, kw = _inputs(cfg)
     m(x, **kw).sum().backward()
@@ -141,7 +142,7 @@ def test_unused_parameters_absent():
 
 
 def test_missing_conditioning_is_a_clear_error():
-    cfg = CONFIGS[3]
+    cfg = CONFIGS[4]
     m = _model(cfg)
     x, kw = _inputs(cfg)
     with pytest.raises(ValueError, match="needs features"):

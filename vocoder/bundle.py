@@ -179,11 +179,14 @@ def expected_shapes(cfg: WaveNetConfig) -> dict[str, tuple[int, ...]]:
             shapes[f"residual.{i}.weight"] = (R, G // 2, 1)
             shapes[f"residual.{i}.bias"] = (R,)
     if cfg.cond_channels:
-        D = cfg.cond_channels
+        C = cfg.cond_hidden or cfg.cond_channels
+        if cfg.cond_hidden:
+            shapes["cond_in.weight"] = (C, cfg.cond_channels, 3)
+            shapes["cond_in.bias"] = (C,)
         for i, s in enumerate(cfg.upsample_scales):
-            shapes[f"upsample.convs.{i}.weight"] = (D, D, 2 * s)
-            shapes[f"upsample.convs.{i}.bias"] = (D,)
-        shapes["cond_proj.weight"] = (L * G, D, 1)
+            shapes[f"upsample.convs.{i}.weight"] = (C, C, 2 * s)
+            shapes[f"upsample.convs.{i}.bias"] = (C,)
+        shapes["cond_proj.weight"] = (L * G, C, 1)
     if cfg.n_speakers:
         shapes["speaker_embed.weight"] = (cfg.n_speakers, L * G)
     if cfg.gc_channels:

@@ -147,19 +147,22 @@ def _cmd_doctor(args) -> int:
     print(f"python      {platform.python_version()} on {platform.machine()} "
           f"({platform.processor() or platform.system()})")
     for mod in ("numpy", "torch", "onnx", "onnxruntime", "numba", "tensorrt", "sounddevice",
-                "pyworld"):
+                "soxr"):
         try:
             m = importlib.import_module(mod)
             print(f"{mod:<12}{getattr(m, '__version__', 'installed')}")
         except Exception as e:  # report any import failure, not just ImportError
             print(f"{mod:<12}not available ({type(e).__name__}: {e})")
+    from vocoder.features.f0 import pyworld_available
+
+    print(f"{'pyworld':<12}{'available' if pyworld_available() else 'not available'}")
     try:
         import torch
 
         if torch.cuda.is_available():
             print(f"gpu         {torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})")
         else:
-            print("gpu       none visible to torch")
+            print("gpu         none visible to torch")
     except ImportError:
         pass
     print("backends:")

@@ -26,9 +26,12 @@ class WaveNetConfig:
     dilated convolution's output; the gated unit halves it.
 
     Local conditioning (``cond_channels`` > 0) reads frame features at a hop of
-    ``prod(upsample_scales)`` samples. Global conditioning is a speaker id
-    (``n_speakers`` > 0) and/or an arbitrary fixed vector of ``gc_channels`` values
-    (e.g. multi-hot music tags); both can be present.
+    ``prod(upsample_scales)`` samples. With ``cond_hidden`` > 0 a kernel-3 convolution and
+    tanh first map them to ``cond_hidden`` channels at the frame rate (a small conditioning
+    network, and a bottleneck: the sample-rate upsampling and projection then cost
+    ``cond_hidden`` instead of ``cond_channels`` per layer); 0 upsamples the raw features.
+    Global conditioning is a speaker id (``n_speakers`` > 0) and/or an arbitrary fixed
+    vector of ``gc_channels`` values (e.g. multi-hot music tags); both can be present.
     """
 
     sample_rate: int = 16000
@@ -41,6 +44,7 @@ class WaveNetConfig:
     dilation_limit: int = 512
     cond_channels: int = 0
     upsample_scales: tuple[int, ...] = field(default=(4, 4, 5))
+    cond_hidden: int = 64
     n_speakers: int = 0
     gc_channels: int = 0
 
@@ -56,7 +60,7 @@ class WaveNetConfig:
 
         for name in ("sample_rate", "quantization_channels", "residual_channels",
                      "gate_channels", "skip_channels", "layers", "stacks", "dilation_limit",
-                     "cond_channels", "n_speakers", "gc_channels"):
+                     "cond_channels", "cond_hidden", "n_speakers", "gc_channels"):
             value = getattr(self, name)
             need(isinstance(value, int) and not isinstance(value, bool),
                  f"{name} must be an int, got {value!r}")
@@ -75,6 +79,7 @@ class WaveNetConfig:
         need(self.dilation_limit >= 1 and self.dilation_limit & (self.dilation_limit - 1) == 0,
              f"dilation_limit must be a power of two, got {self.dilation_limit}")
         need(self.cond_channels >= 0, "cond_channels must be >= 0 (0 = unconditional)")
+        need(self.cond_hidden >= 0, "cond_hidden must be >= 0 (0 = upsample raw features)")
         need(self.n_speakers >= 0, "n_speakers must be >= 0 (0 = no speaker embedding)")
         need(self.gc_channels >= 0, "gc_channels must be >= 0 (0 = no global vector)")
         if self.cond_channels > 0:
@@ -166,9 +171,12 @@ def cond_context_frames(cfg: WaveNetConfig) -> int:
 
     Every transposed convolution (kernel 2s, stride s, centred crop) lets one output
     depend on at most two neighbouring inputs plus the crop shift: under two input samples
-    of that level, which is at most two frames. Summed over levels, this bound is safe.
+    of that level, which is at most two frames. Summed over levels, this bound is safe;
+    the kernel-3 frame convolution (``cond_hidden``) adds one frame.
     """
-    return 2 * len(cfg.upsample_scales) if cfg.cond_channels else 0
+    if not cfg.cond_channels:
+        return 0
+    return 2 * len(cfg.upsample_scales) + (1 if cfg.cond_hidden else 0)
 
 
 def flops_per_sample(cfg: WaveNetConfig) -> int:

@@ -77,8 +77,11 @@ class WaveNet(nn.Module):
         self.head1 = nn.Conv1d(S, S, 1)
         self.head2 = nn.Conv1d(S, A, 1)
         if cfg.cond_channels:
-            self.upsample = Upsampler(cfg.cond_channels, cfg.upsample_scales)
-            self.cond_proj = nn.Conv1d(cfg.cond_channels, L * G, 1, bias=False)
+            C = cfg.cond_hidden or cfg.cond_channels
+            if cfg.cond_hidden:
+                self.cond_in = nn.Conv1d(cfg.cond_channels, C, 3, padding=1)
+            self.upsample = Upsampler(C, cfg.upsample_scales)
+            self.cond_proj = nn.Conv1d(C, L * G, 1, bias=False)
         if cfg.n_speakers:
             # V^T h with h one-hot is a lookup: one row of L*G biases per speaker.
             self.speaker_embed = nn.Embedding(cfg.n_speakers, L * G)
@@ -115,7 +118,10 @@ class WaveNet(nn.Module):
             return bias.expand(-1, -1, n_samples)
         if features is None:
             raise ValueError(f"this model needs features (B, Tf, {self.cfg.cond_channels})")
-        c = self.upsample(features.transpose(1, 2))  # (B, D, Tf*hop)
+        c = features.transpose(1, 2)  # (B, D, Tf)
+        if self.cfg.cond_hidden:
+            c = torch.tanh(self.cond_in(c))  # (B, C, Tf)
+        c = self.upsample(c)  # (B, C, Tf*hop)
         start = frame_offset * self.cfg.hop_length
         if c.shape[-1] < start + n_samples:
             raise ValueError(f"features cover {c.shape[-1] - start} samples after the "

@@ -18,6 +18,7 @@ CONFIGS = [
     make_config(),
     make_config(cond_channels=5, n_speakers=3, gc_channels=2),
     make_config(cond_channels=4, upsample_scales=(4, 4, 5), layers=2, stacks=1),
+    make_config(cond_channels=4, cond_hidden=0, layers=2, stacks=1),
     make_config(n_speakers=2, layers=1, stacks=1),
 ]
 

@@ -1,0 +1,119 @@
+"""vocoder.evaluate: NLL, F0/V-UV error, MCD and the pitch check on a tiny trained run."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.train.synth import write_dataset
+from vocoder.errors import VocoderError
+from vocoder.evaluate import _pyworld, evaluate, f0_track, format_report, mel_cepstra
+from vocoder.train import load_preset, train
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+needs_pyworld = pytest.mark.skipif(_pyworld() is None, reason="pyworld not installed")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A bundle trained for a few steps on 80-sample-hop tones (configs/tiny.json)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("eval")
+    data = write_dataset(root / "data", n_train=3, n_test=2, frames=30, hop=80)
+    preset = load_preset(CONFIGS / "tiny.json")
+    preset = type(preset)(preset.model, preset.train.replace(steps=3, val_every=3,
+                                                              checkpoint_every=3))
+    res = train(data, root / "run", preset, progress=False, device="cpu")
+    torch.set_num_threads(before)
+    return data, res.bundle
+
+
+def test_evaluate_end_to_end(run, tmp_path):
+    data, bundle = run
+    out = tmp_path / "eval.json"
+    res = evaluate(bundle, data, n=1, backend="onnxruntime", out=out,
+                   audio_dir=tmp_path / "wavs")
+    assert math.isfinite(res["nll_bits_per_sample"]) and res["nll_utterances"] == 2
+    assert res["split"] == "test" and res["synthesized"] == 1
+    assert json.loads(out.read_text())["nll_bits_per_sample"] == res["nll_bits_per_sample"]
+    assert (tmp_path / "wavs" / "utt003.wav").is_file()
+    if _pyworld() is not None:
+        assert 0.0 <= res["vuv_error_rate"] <= 1.0
+        assert math.isfinite(res["mcd_db"])
+        assert set(res["pitch_shift"]) >= {"up_cents", "down_cents", "target_cents"}
+    assert "NLL" in format_report(res)
+
+
+def test_without_pyworld_the_f0_parts_are_skipped(run, monkeypatch):
+    data, bundle = run
+    monkeypatch.setattr("vocoder.evaluate._pyworld", lambda: None)
+    res = evaluate(bundle, data, n=1, backend="torch")
+    assert math.isfinite(res["nll_bits_per_sample"])
+    assert "f0_error_cents_median" not in res and any("pyworld" in n for n in res["notes"])
+
+
+def test_dataset_that_does_not_fit_the_bundle(run, tmp_path):
+    _, bundle = run
+    other = write_dataset(tmp_path / "d", n_train=1, n_test=1, frames=20, hop=6)
+    with pytest.raises(VocoderError, match="hop"):
+        evaluate(bundle, other, n=0)
+
+
+@needs_pyworld
+def test_f0_track_of_a_tone():
+    sr, hop, f0 = 16000, 80, 220.0
+    audio = 0.5 * np.sin(2 * np.pi * f0 * np.arange(sr) / sr)
+    log_f0, voiced = f0_track(audio, sr, hop, sr // hop)
+    inner = voiced[10:-10]
+    assert inner.mean() > 0.9
+    cents = 1200 * np.abs(log_f0[10:-10][inner] - np.log(f0)) / np.log(2)
+    assert np.median(cents) < 10
+
+
+@needs_pyworld
+def test_mel_cepstral_distance_is_zero_for_the_same_audio_only():
+    sr, hop = 16000, 80
+    t = np.arange(sr // 2) / sr
+    a = 0.4 * np.sin(2 * np.pi * 150 * t) + 0.1 * np.sin(2 * np.pi * 1200 * t)
+    b = 0.4 * np.sin(2 * np.pi * 150 * t) + 0.1 * np.sin(2 * np.pi * 3100 * t)
+    ca, cb = (mel_cepstra(x, sr, hop, 100) for x in (a, b))
+    assert ca.shape == (100, 25)
+    np.testing.assert_array_equal(ca, mel_cepstra(a, sr, hop, 100))
+    assert np.abs(ca - cb)[:, 1:].sum() > 1.0
+
+
+@needs_pyworld
+def test_metrics_of_an_oracle_that_follows_the_features(run, tmp_path, monkeypatch):
+    """A 'vocoder' that renders the conditioning F0 as a tone: F0 error ~0, the pitch
+    shift followed by ~ +/-300 cents, V/UV right. Checks the measuring, not the model."""
+    from vocoder.api import Vocoder
+
+    _, bundle = run
+    # a little noise: the log envelope of a pure tone is ill-conditioned in its valleys
+    data = write_dataset(tmp_path / "d", n_train=1, n_test=1, frames=80, hop=80, noise=0.01)
+    rng = np.random.default_rng(1)
+
+    def oracle(self, features, speaker=None, seed=0, **kw):
+        f0 = np.repeat(np.exp(features[:, 0]), 80)
+        vuv = np.repeat(features[:, 1], 80)
+        tone = 0.5 * np.sin(2 * np.pi * np.cumsum(f0) / 16000) * vuv
+        return (tone + 0.01 * rng.standard_normal(tone.size)).astype(np.float32)
+
+    monkeypatch.setattr(Vocoder, "synthesize", oracle)
+    res = evaluate(bundle, data, n=1, backend="torch")
+    assert res["f0_error_cents_median"] < 15
+    assert res["vuv_error_rate"] < 0.1
+    assert abs(res["pitch_shift"]["up_cents"] - 300) < 15
+    assert abs(res["pitch_shift"]["down_cents"] + 300) < 15
+    # independent noise floors keep the MCD of a tone above 0; noise alone is far worse
+    monkeypatch.setattr(Vocoder, "synthesize",
+                        lambda self, f, *a, **k: 0.05 * rng.standard_normal(80 * len(f)))
+    bad = evaluate(bundle, data, n=1, backend="torch", pitch_semitones=0)
+    assert res["mcd_db"] < bad["mcd_db"] - 3, (res["mcd_db"], bad["mcd_db"])
+    assert bad["vuv_error_rate"] > 0.5

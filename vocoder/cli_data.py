@@ -1,0 +1,79 @@
+"""CLI subcommands for data: ``vocoder corpus espeak ...`` and ``vocoder features ...``.
+
+Thin: parse, call ``vocoder.data``, print one summary line. ``register(subparsers)`` is
+called by ``vocoder.cli`` with the object returned by ``add_subparsers()``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from vocoder.data.corpus import DEFAULT_SPEAKERS, Dataset
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``corpus`` and ``features`` subcommands; each sets ``func(args) -> int``."""
+    corpus = subparsers.add_parser("corpus", help="build a built-in training corpus")
+    kinds = corpus.add_subparsers(dest="corpus_kind", required=True, metavar="KIND")
+    esp = kinds.add_parser("espeak", help="multi-speaker English corpus spoken by eSpeak NG",
+                           description="Synthesise seeded sentences with eSpeak NG voices "
+                           f"(speakers = the first N of {', '.join(DEFAULT_SPEAKERS)}) and "
+                           "write wavs + features + manifest to --out.")
+    esp.add_argument("--out", required=True, help="output directory")
+    esp.add_argument("--speakers", type=int, default=4, help="number of voices (default 4)")
+    esp.add_argument("--utterances", type=int, default=50,
+                     help="utterances per speaker (default 50)")
+    esp.add_argument("--sample-rate", type=int, default=16000, help="Hz (default 16000)")
+    esp.add_argument("--hop-length", type=int, default=80,
+                     help="samples per feature frame (default 80)")
+    esp.add_argument("--seed", type=int, default=0, help="names the corpus (default 0)")
+    esp.add_argument("--test-fraction", type=float, default=0.1,
+                     help="held-out share per speaker (default 0.1)")
+    esp.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    esp.set_defaults(func=_cmd_corpus_espeak)
+
+    feats = subparsers.add_parser(
+        "features", help="compute features for your own wavs",
+        description="Read a JSONL or CSV manifest (id, wav, features (.npy) or labels "
+        "(HTS), speaker, split) and write a dataset (wavs, feats with log-F0 + voicing, "
+        "manifest.jsonl, corpus.json) to --out.")
+    feats.add_argument("--manifest", required=True, help="JSONL or CSV manifest")
+    feats.add_argument("--out", required=True, help="output directory")
+    feats.add_argument("--labels-question-file", default=None,
+                       help="HTS question file (needed when the manifest has labels)")
+    feats.add_argument("--hop-length", type=int, default=80,
+                       help="samples per feature frame (default 80)")
+    feats.add_argument("--sample-rate", type=int, default=None,
+                       help="required wav rate (default: the first wav's)")
+    feats.add_argument("--f0-method", choices=("dio", "harvest"), default="dio")
+    feats.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    feats.set_defaults(func=_cmd_features)
+
+
+def _summary(ds: Dataset) -> str:
+    n_train, n_test = len(ds.split("train")), len(ds.split("test"))
+    return (f"{ds.root}: {len(ds.entries)} utterances ({n_train} train, {n_test} test), "
+            f"{len(ds.speakers)} speakers, {len(ds.feature_names)} features per frame, "
+            f"{ds.sample_rate} Hz, hop {ds.hop_length}")
+
+
+def _cmd_corpus_espeak(args: argparse.Namespace) -> int:
+    from vocoder.data.corpus import build_espeak_corpus
+
+    ds = build_espeak_corpus(args.out, speakers=args.speakers, utterances=args.utterances,
+                             sample_rate=args.sample_rate, hop_length=args.hop_length,
+                             seed=args.seed, test_fraction=args.test_fraction,
+                             progress=not args.no_progress)
+    print(_summary(ds))
+    return 0
+
+
+def _cmd_features(args: argparse.Namespace) -> int:
+    from vocoder.data.corpus import build_features_for_manifest
+
+    ds = build_features_for_manifest(args.manifest, args.out,
+                                     question_file=args.labels_question_file,
+                                     hop_length=args.hop_length, sample_rate=args.sample_rate,
+                                     f0_method=args.f0_method, progress=not args.no_progress)
+    print(_summary(ds))
+    return 0

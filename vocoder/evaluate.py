@@ -1,0 +1,314 @@
+"""``vocoder evaluate``: how well a trained bundle models and reproduces held-out speech.
+
+Metrics, on the dataset's test split (the train split if it has no test split):
+
+* **NLL**: teacher-forced negative log-likelihood in bits per sample, over every sample of
+  the test utterances (up to ``n_nll``), computed with the torch model's parallel forward
+  (which every backend's step loop matches within 1e-4 by the step contract).
+* **Free-running synthesis** of ``n`` test utterances with ``backend``, then, with pyworld:
+  - **F0 error**: median over frames voiced in both of ``|1200 log2(F0_gen / F0_cond)|``
+    cents, where F0_cond is the conditioning ``log_f0`` feature and the generated F0 is
+    extracted at the same hop (``vocoder.features.f0.extract_f0``, DIO + StoneMask);
+  - **V/UV error**: fraction of frames whose voicing differs from the conditioning
+    ``vuv`` feature (from the reference audio if the features have none);
+  - **MCD**: mel-cepstral distortion ``(10 / ln 10) sqrt(2 sum_{d>=1} (c_d - c'_d)^2)`` dB
+    between generated and reference audio, where ``c`` is WORLD's mel-cepstral coding of
+    the CheapTrick envelope (``pyworld.code_spectral_envelope``, ``MCEP_DIMS``
+    coefficients, c0 excluded), frame by frame without time warping (the generated audio
+    follows the reference's timing), averaged over frames whose reference level is within
+    ``MCD_FLOOR_DB`` of the utterance's loudest frame (silence is left out);
+  - **pitch control**: the ``log_f0`` feature shifted by +/- ``pitch_semitones``
+    (``+ ln 2 * k / 12``): how far the generated F0 moved against the unshifted
+    generation (median cents over frames voiced in both), and its error from the target.
+
+Without pyworld the F0, V/UV, MCD and pitch parts are skipped with a note in the result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vocoder.errors import VocoderError
+
+MCEP_DIMS = 25
+MCD_FLOOR_DB = 40.0
+_CENTS = 1200.0 / math.log(2.0)
+_MCD_K = 10.0 / math.log(10.0) * math.sqrt(2.0)
+
+
+def _pyworld():
+    """pyworld, or None. Goes through the feature module's import (which works around
+    old pyworld releases needing pkg_resources) when it is there."""
+    try:
+        from vocoder.features.f0 import _import_pyworld
+    except ImportError:
+        try:
+            import pyworld
+        except ImportError:
+            return None
+        return pyworld
+    try:
+        return _import_pyworld()
+    except (VocoderError, ImportError, OSError):
+        return None
+
+
+def f0_track(audio: np.ndarray, sample_rate: int, hop_length: int, n_frames: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(log_f0 (n_frames,), voiced bool (n_frames,)) of float audio at the features' hop."""
+    try:
+        from vocoder.features.f0 import extract_f0
+    except ImportError:
+        extract_f0 = None
+    if extract_f0 is not None:
+        log_f0, vuv = extract_f0(np.asarray(audio, np.float64), sample_rate, hop_length,
+                                 n_frames=n_frames)
+        return log_f0.astype(np.float64), vuv > 0
+    pw = _pyworld()
+    x = np.ascontiguousarray(audio, dtype=np.float64)
+    f0, t = pw.dio(x, sample_rate, frame_period=1000.0 * hop_length / sample_rate)
+    f0 = pw.stonemask(x, f0, t, sample_rate)
+    f0 = np.pad(f0, (0, max(0, n_frames - f0.size)), mode="edge")[:n_frames]
+    voiced = f0 > 0
+    return np.log(np.where(voiced, f0, 1.0)), voiced
+
+
+def mel_cepstra(audio: np.ndarray, sample_rate: int, hop_length: int, n_frames: int,
+                dims: int = MCEP_DIMS) -> np.ndarray:
+    """(n_frames, dims) WORLD mel-cepstral coding of the CheapTrick envelope."""
+    pw = _pyworld()
+    x = np.ascontiguousarray(audio, dtype=np.float64)
+    f0, t = pw.dio(x, sample_rate, frame_period=1000.0 * hop_length / sample_rate)
+    f0 = pw.stonemask(x, f0, t, sample_rate)
+    sp = pw.cheaptrick(x, f0, t, sample_rate)
+    mc = pw.code_spectral_envelope(sp, sample_rate, dims)
+    if mc.shape[0] < n_frames:
+        mc = np.concatenate([mc, np.repeat(mc[-1:], n_frames - mc.shape[0], 0)])
+    return mc[:n_frames]
+
+
+def _frame_level_db(audio: np.ndarray, hop: int, n_frames: int) -> np.ndarray:
+    frames = np.asarray(audio[: n_frames * hop], np.float64).reshape(n_frames, hop)
+    return 10.0 * np.log10(np.mean(frames * frames, axis=1) + 1e-12)
+
+
+@dataclass
+class _Pooled:
+    f0_cents: list
+    vuv_wrong: int = 0
+    vuv_frames: int = 0
+    mcd: list | None = None
+
+
+def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
+             backend: str = "onnxruntime", *, seed: int = 0, n_nll: int | None = None,
+             pitch_semitones: float = 3.0, fold: bool | None = None,
+             out: str | Path | None = None, audio_dir: str | Path | None = None,
+             progress: bool = False) -> dict[str, Any]:
+    """Evaluate ``bundle`` on the test split of the dataset ``data_dir``.
+
+    ``n`` utterances are synthesised (three times each when the pitch check runs);
+    ``n_nll`` caps the utterances scored for NLL (default: all); ``fold`` goes to
+    :meth:`~vocoder.api.Vocoder.synthesize` (default: the backend's choice). Returns the result
+    dict (see the module docstring), also written as JSON to ``out`` when given;
+    generated audio goes to ``audio_dir`` when given.
+    """
+    import torch
+
+    from vocoder.api import Vocoder
+    from vocoder.data.corpus import load_manifest
+    from vocoder.mulaw import quantize
+    from vocoder.train.data import Utterance
+    from vocoder.train.trainer import validation_bits
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise VocoderError(f"n must be an int >= 0, got {n!r}")
+    voc = Vocoder.load(bundle, backend=backend)
+    try:
+        cfg, spec = voc.config, voc.feature_spec
+        ds = load_manifest(data_dir)
+        split = "test" if ds.split("test") else "train"
+        entries = ds.split(split)
+        names = list(ds.feature_names)
+        if spec is not None:
+            if spec.dim != len(names):
+                raise VocoderError(f"the bundle takes {spec.dim} features, the dataset "
+                                   f"{data_dir} has {len(names)}")
+            if not all(a == b or a == f"f{i}" for i, (a, b) in
+                       enumerate(zip(spec.names, names))):
+                raise VocoderError(f"the dataset's feature names differ from the bundle's "
+                                   f"(first: {names[:3]} vs {list(spec.names[:3])})")
+        if ds.sample_rate != cfg.sample_rate or ds.hop_length != cfg.hop_length:
+            raise VocoderError(f"the dataset is at {ds.sample_rate} Hz, hop {ds.hop_length}; "
+                               f"the bundle at {cfg.sample_rate} Hz, hop {cfg.hop_length}")
+        speaker_of = (lambda e: e.speaker) if cfg.n_speakers else (lambda e: None)
+        result: dict[str, Any] = {"bundle": str(bundle), "data": str(data_dir),
+                                  "split": split, "backend": voc.backend_name, "seed": seed,
+                                  "notes": []}
+        if split == "train":
+            result["notes"].append("the dataset has no test split: evaluated on train")
+
+        # -- teacher-forced NLL --------------------------------------------------------
+        scored = entries if n_nll is None else entries[:n_nll]
+        model = voc.bundle.build_model()
+        utts = []
+        for e in scored:
+            audio, feats = ds.load(e)
+            f = spec.normalize(feats) if spec is not None else feats.astype(np.float32)
+            utts.append(Utterance(e.id, e.speaker or 0,
+                                  quantize(audio, cfg.quantization_channels), f))
+        with torch.no_grad():
+            per = [validation_bits(model, [u], torch.device("cpu")) for u in utts]
+        n_samples = [len(u.classes) for u in utts]
+        result["nll_bits_per_sample"] = (float(np.dot(per, n_samples) / sum(n_samples))
+                                         if utts else None)
+        result["nll_utterances"] = len(utts)
+        del model
+
+        # -- free-running synthesis ----------------------------------------------------
+        chosen = entries[:n]
+        pw_ok = _pyworld() is not None
+        if not pw_ok:
+            result["notes"].append("pyworld is not importable: F0, V/UV, MCD and pitch "
+                                   "checks skipped (pip install pyworld)")
+        i_f0 = names.index("log_f0") if "log_f0" in names else None
+        i_vuv = names.index("vuv") if "vuv" in names else None
+        if i_f0 is None and chosen:
+            result["notes"].append("the features have no 'log_f0': F0 and pitch checks "
+                                   "skipped")
+        pooled = _Pooled([], mcd=[])
+        moved: dict[str, list] = {"up": [], "down": []}
+        rows, synth_time, synth_samples = [], 0.0, 0
+        if audio_dir is not None:
+            Path(audio_dir).mkdir(parents=True, exist_ok=True)
+        sr, hop = cfg.sample_rate, cfg.hop_length
+        for k, e in enumerate(chosen):
+            audio16, feats = ds.load(e)
+            ref = audio16.astype(np.float64) / 32768.0
+            tf = feats.shape[0]
+            t0 = time.perf_counter()
+            gen = voc.synthesize(feats, speaker=speaker_of(e), seed=seed + k, fold=fold,
+                                 progress=progress)
+            synth_time += time.perf_counter() - t0
+            synth_samples += len(gen)
+            row: dict[str, Any] = {"id": e.id, "seconds": round(len(gen) / sr, 3),
+                                   "nll_bits": round(per[scored.index(e)], 4)
+                                   if e in scored else None}
+            if audio_dir is not None:
+                from vocoder.fileio import write_wav_atomic
+
+                write_wav_atomic(Path(audio_dir) / f"{e.id}.wav", gen, sr)
+            if pw_ok:
+                log_f0_gen, voiced_gen = f0_track(gen, sr, hop, tf)
+                if i_vuv is not None:
+                    voiced_ref = feats[:, i_vuv] > 0.5
+                else:
+                    voiced_ref = f0_track(ref, sr, hop, tf)[1]
+                wrong = int(np.sum(voiced_gen != voiced_ref))
+                pooled.vuv_wrong += wrong
+                pooled.vuv_frames += tf
+                row["vuv_error"] = round(wrong / tf, 4)
+                if i_f0 is not None:
+                    both = voiced_gen & voiced_ref
+                    cents = np.abs(log_f0_gen - feats[:, i_f0]) * _CENTS
+                    pooled.f0_cents.extend(cents[both].tolist())
+                    row["f0_error_cents"] = (round(float(np.median(cents[both])), 2)
+                                             if both.any() else None)
+                level = _frame_level_db(ref, hop, tf)
+                loud = level > level.max() - MCD_FLOOR_DB
+                d = mel_cepstra(gen, sr, hop, tf) - mel_cepstra(ref, sr, hop, tf)
+                mcd = _MCD_K * np.sqrt(np.sum(d[:, 1:] ** 2, axis=1))
+                pooled.mcd.extend(mcd[loud].tolist())
+                row["mcd_db"] = round(float(np.mean(mcd[loud])), 3)
+                if i_f0 is not None and pitch_semitones:
+                    for name, sign in (("up", 1.0), ("down", -1.0)):
+                        shifted = feats.copy()
+                        shifted[:, i_f0] += sign * math.log(2.0) * pitch_semitones / 12.0
+                        g2 = voc.synthesize(shifted, speaker=speaker_of(e), seed=seed + k,
+                                            fold=fold)
+                        lf2, v2 = f0_track(g2, sr, hop, tf)
+                        both = v2 & voiced_gen
+                        delta = (lf2 - log_f0_gen)[both] * _CENTS
+                        moved[name].extend(delta.tolist())
+                        row[f"pitch_{name}_cents"] = (round(float(np.median(delta)), 1)
+                                                      if both.any() else None)
+                        if audio_dir is not None:
+                            write_wav_atomic(Path(audio_dir) / f"{e.id}_pitch_{name}.wav",
+                                             g2, sr)
+            rows.append(row)
+
+        result["synthesized"] = len(chosen)
+        result["realtime_factor"] = (round(synth_time / (synth_samples / sr), 3)
+                                     if synth_samples else None)
+        med = lambda v: round(float(np.median(v)), 2) if len(v) else None
+        if pw_ok and chosen:
+            result["f0_error_cents_median"] = med(pooled.f0_cents)
+            result["vuv_error_rate"] = round(pooled.vuv_wrong / max(pooled.vuv_frames, 1), 4)
+            result["mcd_db"] = (round(float(np.mean(pooled.mcd)), 3) if pooled.mcd else None)
+            if i_f0 is not None and pitch_semitones:
+                target = 100.0 * pitch_semitones
+                up, down = med(moved["up"]), med(moved["down"])
+                result["pitch_shift"] = {
+                    "semitones": pitch_semitones, "target_cents": target,
+                    "up_cents": up, "down_cents": down,
+                    "up_error_cents": None if up is None else round(abs(up - target), 2),
+                    "down_error_cents": None if down is None else round(abs(down + target), 2),
+                }
+        result["per_utterance"] = rows
+    finally:
+        voc.close()
+    if out is not None:
+        from vocoder.fileio import write_text_atomic
+
+        write_text_atomic(out, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """The result of :func:`evaluate` as a table."""
+    fmt = lambda v, unit="": "n/a" if v is None else f"{v}{unit}"
+    lines = [f"bundle      {result['bundle']}",
+             f"data        {result['data']} ({result['split']} split)",
+             f"backend     {result['backend']}",
+             "",
+             f"{'metric':<34}{'value':>12}",
+             f"{'-' * 46}",
+             f"{'NLL, teacher forced (bits/sample)':<34}"
+             f"{fmt(_round(result.get('nll_bits_per_sample'), 4)):>12}",
+             f"{'  utterances scored':<34}{result.get('nll_utterances', 0):>12}",
+             f"{'utterances synthesised':<34}{result.get('synthesized', 0):>12}",
+             f"{'real-time factor':<34}{fmt(result.get('realtime_factor')):>12}"]
+    if "vuv_error_rate" in result:
+        lines += [f"{'F0 error, median (cents)':<34}"
+                  f"{fmt(result.get('f0_error_cents_median')):>12}",
+                  f"{'V/UV error rate':<34}{fmt(result.get('vuv_error_rate')):>12}",
+                  f"{'MCD (dB)':<34}{fmt(result.get('mcd_db')):>12}"]
+    ps = result.get("pitch_shift")
+    if ps:
+        lines += [f"{'pitch +' + str(ps['semitones']) + ' st moved (cents)':<34}"
+                  f"{fmt(ps['up_cents']):>12}",
+                  f"{'pitch -' + str(ps['semitones']) + ' st moved (cents)':<34}"
+                  f"{fmt(ps['down_cents']):>12}"]
+    rows = result.get("per_utterance") or []
+    if rows:
+        lines += ["", f"{'utterance':<16}{'sec':>7}{'bits':>8}{'F0 c':>9}{'V/UV':>8}"
+                  f"{'MCD':>8}{'+st':>8}{'-st':>8}"]
+        for r in rows:
+            cell = lambda k, w, r=r: f"{fmt(r.get(k)):>{w}}"
+            lines.append(f"{r['id'][:15]:<16}{r['seconds']:>7}{cell('nll_bits', 8)}"
+                         f"{cell('f0_error_cents', 9)}{cell('vuv_error', 8)}"
+                         f"{cell('mcd_db', 8)}{cell('pitch_up_cents', 8)}"
+                         f"{cell('pitch_down_cents', 8)}")
+    lines += [f"note: {n}" for n in result.get("notes", [])]
+    return "\n".join(lines)
+
+
+def _round(v, digits):
+    return None if v is None else round(v, digits)

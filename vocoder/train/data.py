@@ -1,0 +1,265 @@
+"""Training data: a dataset directory -> normalised utterances -> seeded random crops.
+
+The dataset format and its validation (missing wav, sample-rate mismatch, feature/audio
+length mismatch beyond one frame, NaN features: each a ``VocoderError`` naming the
+utterance) are :mod:`vocoder.data.corpus`'s; this module preloads the utterances, fits
+the :class:`~vocoder.features.spec.FeatureSpec` on the training split and cuts crops.
+
+A crop conditions exactly as the whole utterance would
+-------------------------------------------------------
+A crop is ``crop_frames`` frames ``[s, s + c)`` of an utterance with ``Tf`` frames, hop H.
+The loss covers only its samples ``[s*H, (s + c)*H)``, but the model also reads:
+
+* audio context: the inputs ``x`` of the ``ctx = ceil((rf - 1) / H)`` frames before the
+  crop (real audio, no loss), so that every lossed sample sees its whole receptive field
+  ``rf``. Near the start the window begins at sample 0 instead, whose input is the
+  silence class, exactly like the whole-utterance forward (whose causal padding is zeros
+  in the hidden state, not silent audio: so we never invent audio before sample 0);
+* feature context: ``K = cond_context_frames(cfg)`` frames each side of the audio
+  window, passed with ``frame_offset`` so that the upsampler sees the same neighbours as
+  for the whole utterance. At the utterance edges we give *fewer* context frames (only
+  real ones) and a smaller ``frame_offset``: frames beyond the edge do not exist in the
+  whole-utterance pass either, whereas zero-padded frames would feed the upsampler's
+  bias and tails into its next level and change the conditioning near the edges.
+
+So the logits of every lossed sample equal the whole-utterance forward's (tested).
+Crops near an edge have other window shapes than interior ones; :func:`collate` groups
+crops of equal shape into tensors, and the trainer runs one forward per group.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vocoder.config import WaveNetConfig, cond_context_frames, receptive_field
+from vocoder.errors import VocoderError
+from vocoder.features.spec import FeatureSpec
+from vocoder.mulaw import quantize, silence_class
+
+#: Target value of samples that get no loss (torch's cross-entropy ``ignore_index``).
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One preloaded utterance: mu-law classes (N,) and normalised features (Tf, D),
+    ``N == Tf * hop``."""
+
+    id: str
+    speaker: int
+    classes: np.ndarray
+    features: np.ndarray
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.features.shape[0])
+
+
+@dataclass(frozen=True)
+class Crop:
+    """The model's inputs for one crop.
+
+    x (Tw,) int64 previous-sample classes; target (Tw,) int64 with :data:`IGNORE` on the
+    context; features (Tfw, D) float32 normalised; sample 0 of ``x`` lies
+    ``frame_offset`` frames into ``features``.
+    """
+
+    utt_id: str
+    x: np.ndarray
+    target: np.ndarray
+    features: np.ndarray
+    frame_offset: int
+    speaker: int
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        return (len(self.x), len(self.features), self.frame_offset)
+
+
+@dataclass
+class Group:
+    """Crops of the same shape stacked: x, target (B, Tw); features (B, Tfw, D);
+    speaker (B,); one ``frame_offset``. numpy arrays (the trainer moves them)."""
+
+    x: np.ndarray
+    target: np.ndarray
+    features: np.ndarray
+    speaker: np.ndarray
+    frame_offset: int
+
+    @property
+    def n_targets(self) -> int:
+        return int((self.target != IGNORE).sum())
+
+
+def context_frames(cfg: WaveNetConfig) -> int:
+    """Frames of audio context before a crop: enough for the receptive field."""
+    return math.ceil((receptive_field(cfg) - 1) / cfg.hop_length)
+
+
+def make_crop(utt: Utterance, start: int, crop_frames: int, cfg: WaveNetConfig) -> Crop:
+    """The crop of ``utt`` at frames ``[start, start + crop_frames)`` (clipped to the
+    utterance) with its audio and feature context; see the module docstring."""
+    hop = cfg.hop_length
+    tf = utt.n_frames
+    c = min(crop_frames, tf)
+    if not 0 <= start <= tf - c:
+        raise ValueError(f"crop start {start} outside 0..{tf - c} for {utt.id!r}")
+    w0 = max(0, start - context_frames(cfg))          # first frame of the audio window
+    w1 = start + c                                    # end of the crop
+    k = cond_context_frames(cfg)
+    f0, f1 = max(0, w0 - k), min(tf, w1 + k)
+    classes = utt.classes
+    a, b = w0 * hop, w1 * hop
+    x = np.empty(b - a, np.int64)
+    if a == 0:
+        x[0] = silence_class(cfg.quantization_channels)
+        x[1:] = classes[: b - 1]
+    else:
+        x[:] = classes[a - 1: b - 1]
+    target = classes[a:b].astype(np.int64)
+    target[: (start - w0) * hop] = IGNORE
+    return Crop(utt.id, x, target, utt.features[f0:f1], w0 - f0, utt.speaker)
+
+
+def whole_utterance(utt: Utterance, cfg: WaveNetConfig) -> Crop:
+    """The whole utterance as one 'crop' (validation): every sample gets a loss."""
+    return make_crop(utt, 0, utt.n_frames, cfg)
+
+
+def collate(crops: list[Crop]) -> list[Group]:
+    """Stack crops of equal shape; groups come in order of their first crop."""
+    groups: dict[tuple[int, int, int], list[Crop]] = {}
+    for crop in crops:
+        groups.setdefault(crop.key, []).append(crop)
+    return [Group(np.stack([c.x for c in g]), np.stack([c.target for c in g]),
+                  np.stack([c.features for c in g]).astype(np.float32),
+                  np.array([c.speaker for c in g], np.int64), g[0].frame_offset)
+            for g in groups.values()]
+
+
+class CropSampler:
+    """Seeded random crops: utterance with probability proportional to its length, then
+    a uniform start frame. Its whole state is one numpy ``PCG64`` state (a dict),
+    checkpointed with the model so that a resumed run draws the same crops."""
+
+    def __init__(self, utterances: list[Utterance], cfg: WaveNetConfig, crop_frames: int,
+                 batch_size: int, seed: int):
+        if not utterances:
+            raise VocoderError("no training utterances to sample crops from")
+        self.utterances = utterances
+        self.cfg = cfg
+        self.crop_frames = crop_frames
+        self.batch_size = batch_size
+        lengths = np.array([u.n_frames for u in utterances], np.float64)
+        self._p = lengths / lengths.sum()
+        self.rng = np.random.Generator(np.random.PCG64(seed))
+
+    def next_batch(self) -> list[Crop]:
+        crops = []
+        for _ in range(self.batch_size):
+            utt = self.utterances[int(self.rng.choice(len(self.utterances), p=self._p))]
+            span = utt.n_frames - min(self.crop_frames, utt.n_frames)
+            start = int(self.rng.integers(0, span + 1))
+            crops.append(make_crop(utt, start, self.crop_frames, self.cfg))
+        return crops
+
+    def state(self) -> dict[str, Any]:
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state
+
+
+@dataclass
+class TrainData:
+    """A loaded dataset: normalised train/test utterances and what the bundle records."""
+
+    root: Path
+    info: dict[str, Any]
+    spec: FeatureSpec
+    train: list[Utterance]
+    test: list[Utterance]
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.info["sample_rate"])
+
+    @property
+    def hop_length(self) -> int:
+        return int(self.info["hop_length"])
+
+    @property
+    def n_speakers(self) -> int:
+        return len(self.info["speakers"])
+
+    @property
+    def feature_dim(self) -> int:
+        return self.spec.dim
+
+    def check_model(self, cfg: WaveNetConfig) -> None:
+        """Raise if the model cannot be trained on this data."""
+        if cfg.sample_rate != self.sample_rate:
+            raise VocoderError(f"the model is at {cfg.sample_rate} Hz but the dataset "
+                               f"{self.root} is at {self.sample_rate} Hz")
+        if cfg.hop_length != self.hop_length:
+            raise VocoderError(f"the model's hop (product of upsample_scales "
+                               f"{list(cfg.upsample_scales)} = {cfg.hop_length}) differs "
+                               f"from the dataset's hop_length {self.hop_length}")
+        if cfg.cond_channels != self.feature_dim:
+            raise VocoderError(f"the model has cond_channels={cfg.cond_channels}, the "
+                               f"dataset has {self.feature_dim} features")
+        if cfg.n_speakers < self.n_speakers:
+            raise VocoderError(f"the model has n_speakers={cfg.n_speakers}, the dataset "
+                               f"has {self.n_speakers} speakers")
+
+
+def _load_dataset(directory: Path):
+    try:
+        from vocoder.data.corpus import load_manifest
+    except ModuleNotFoundError as e:  # pragma: no cover - the corpus module ships with us
+        raise VocoderError(f"cannot read datasets: {e}") from None
+    return load_manifest(directory)
+
+
+def load_train_data(directory: str | Path, quantization_channels: int = 256,
+                    max_test: int | None = None) -> TrainData:
+    """Read, validate and preload a dataset directory (format: :mod:`vocoder.data.corpus`).
+
+    Features are normalised with statistics fitted on the train split (binary
+    dimensions left alone). ``max_test`` caps the preloaded test utterances.
+    """
+    directory = Path(directory)
+    ds = _load_dataset(directory)
+    train_entries, test_entries = ds.split("train"), ds.split("test")
+    if not train_entries:
+        raise VocoderError(f"{directory}: the dataset has no utterance in the train split")
+    if max_test is not None:
+        test_entries = test_entries[:max_test]
+    raw = {e.id: ds.load(e) for e in [*train_entries, *test_entries]}
+    spec = FeatureSpec.fit(ds.feature_names, ds.hop_length,
+                           [raw[e.id][1] for e in train_entries], list(map(bool, ds.binary)))
+    dtype = np.uint8 if quantization_channels <= 256 else np.int32
+
+    def utterance(e) -> Utterance:
+        audio, feats = raw[e.id]
+        if feats.shape[0] == 0:
+            raise VocoderError(f"utterance {e.id!r}: no feature frames")
+        return Utterance(e.id, e.speaker, quantize(audio, quantization_channels).astype(dtype),
+                         spec.normalize(feats))
+
+    return TrainData(directory, dict(ds.info), spec, [utterance(e) for e in train_entries],
+                     [utterance(e) for e in test_entries])
+
+
+def shard(utterances: list[Utterance], rank: int, world: int) -> list[Utterance]:
+    """This process's share of the training utterances under DDP (round robin)."""
+    if len(utterances) < world:
+        raise VocoderError(f"{len(utterances)} training utterances cannot be shared by "
+                           f"{world} processes")
+    return utterances[rank::world]
