@@ -11,8 +11,8 @@ from pathlib import Path
 from vocoder.errors import VocoderError
 
 #: Modules that add their own subcommands through ``register(subparsers)``.
-COMMAND_MODULES = ("vocoder.cli_data", "vocoder.cli_train", "vocoder.cli_play",
-                   "vocoder.cli_bench")
+COMMAND_MODULES = ("vocoder.cli_data", "vocoder.cli_train", "vocoder.cli_say",
+                   "vocoder.cli_play", "vocoder.cli_bench")
 
 
 def _cmd_info(args) -> int:

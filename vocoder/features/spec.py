@@ -28,8 +28,11 @@ class FeatureSpec:
     binary: tuple[bool, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("names", "mean", "std", "binary"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+        # Plain Python values (numpy scalars do not serialise to JSON).
+        object.__setattr__(self, "names", tuple(str(n) for n in self.names))
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        object.__setattr__(self, "binary", tuple(bool(v) for v in self.binary))
         d = len(self.names)
         if not self.binary:
             object.__setattr__(self, "binary", (False,) * d)

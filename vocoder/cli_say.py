@@ -1,0 +1,49 @@
+"""``vocoder say``: text -> eSpeak NG front end -> features -> WaveNet -> wav (or speakers)."""
+
+from __future__ import annotations
+
+import time
+
+
+def _cmd_say(args) -> int:
+    from vocoder.api import Vocoder
+    from vocoder.errors import VocoderError
+    from vocoder.fileio import write_wav_atomic
+    from vocoder.tts import text_features
+
+    if args.output is None and not args.play:
+        raise VocoderError("say: give -o OUT.wav, --play, or both")
+    with Vocoder.load(args.bundle, backend=args.backend) as voc:
+        feats = text_features(voc, args.text, args.speaker, args.pitch_shift)
+        speaker = args.speaker if voc.config.n_speakers else None
+        if args.play:
+            from vocoder import playback
+
+            rep = playback.play(voc, feats, speaker=speaker, seed=args.seed,
+                                temperature=args.temperature, out=args.output)
+            print(rep.summary() + f" on {voc.backend_name}")
+            return 0
+        t0 = time.perf_counter()
+        audio = voc.synthesize(feats, speaker=speaker, seed=args.seed,
+                               temperature=args.temperature, progress=not args.quiet)
+        dt = time.perf_counter() - t0
+        write_wav_atomic(args.output, audio, voc.sample_rate)
+    print(f"wrote {args.output}: {len(audio) / voc.sample_rate:.2f} s of speech in {dt:.2f} s "
+          f"on {voc.backend_name}")
+    return 0
+
+
+def register(sub) -> None:
+    s = sub.add_parser("say", help="text-to-speech demo: eSpeak NG front end + the WaveNet")
+    s.add_argument("text")
+    s.add_argument("--bundle", default="models/demo", help="a model trained on an eSpeak "
+                   "corpus (default: the shipped demo model)")
+    s.add_argument("-o", "--output", help="output .wav")
+    s.add_argument("--play", action="store_true", help="play through the sound card")
+    s.add_argument("--speaker", type=int, default=0)
+    s.add_argument("--pitch-shift", type=float, default=0.0, help="semitones (+/-)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--temperature", type=float, default=1.0)
+    s.add_argument("--backend", default="onnxruntime")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=_cmd_say)
