@@ -113,19 +113,25 @@ class WaveNetConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> WaveNetConfig:
-        if not isinstance(d, dict):
-            raise VocoderError(f"model config must be a JSON object, got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise VocoderError(f"unknown model config keys {unknown}; known: {sorted(known)}")
-        try:
-            return cls(**d)
-        except (TypeError, ValueError) as e:
-            raise VocoderError(str(e)) from None
+        return dataclass_from_dict(cls, d, "model config")
 
     def replace(self, **changes: Any) -> WaveNetConfig:
         return dataclasses.replace(self, **changes)
+
+
+def dataclass_from_dict(cls, d: Any, what: str):
+    """``cls(**d)`` for a config read from JSON, with a VocoderError naming unknown keys
+    and invalid values instead of a TypeError."""
+    if not isinstance(d, dict):
+        raise VocoderError(f"{what} must be a JSON object, got {type(d).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise VocoderError(f"unknown {what} keys {unknown}; known: {sorted(known)}")
+    try:
+        return cls(**d)
+    except (TypeError, ValueError) as e:
+        raise VocoderError(f"invalid {what}: {e}") from None
 
 
 def dilations(cfg: WaveNetConfig) -> list[int]:

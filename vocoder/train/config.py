@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vocoder.config import WaveNetConfig
+from vocoder.config import WaveNetConfig, dataclass_from_dict
 from vocoder.errors import VocoderError
 
 SCHEDULES = ("cosine", "exponential", "constant")
@@ -114,16 +114,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        if not isinstance(d, dict):
-            raise VocoderError(f"train config must be a JSON object, got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise VocoderError(f"unknown train config keys {unknown}; known: {sorted(known)}")
-        try:
-            return cls(**d)
-        except TypeError as e:
-            raise VocoderError(f"invalid TrainConfig: {e}") from None
+        return dataclass_from_dict(cls, d, "train config")
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
