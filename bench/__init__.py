@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="default", choices=["default", "paper", "tiny"])
     p.add_argument("--out", default=str(RESULTS), help="directory for the JSON and PNG")
     p.add_argument("--budget", type=float,
-                   help="most seconds one timed call may take (default 20, quick 1); "
+                   help="most seconds one timed call may take (default 12, quick 1); "
                    "slower runners are measured on shorter utterances and scaled")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads for the torch backend and the baselines "

@@ -9,10 +9,24 @@ whole-utterance result.
 from __future__ import annotations
 
 import math
+from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 
 from vocoder.config import cond_context_frames
+
+
+@dataclass(frozen=True)
+class Window:
+    """What ``condition`` must run for samples ``[s0, s1)``: frames ``f0:f1``, the crop
+    ``start:stop`` of their upsampled samples, and ``pad`` zero samples past the end."""
+
+    f0: int
+    f1: int
+    start: int
+    stop: int
+    pad: int
 
 
 class Conditioner:
@@ -40,23 +54,71 @@ class Conditioner:
             # Without local conditioning the bias is the same for every sample.
             self._constant = backend.condition(None, self.speaker, self.gc, 0, 1, 1)[0, 0]
 
+    def window(self, s0: int, s1: int) -> Window | None:
+        """The frames and crop behind ``[s0, s1)``; None when no ``condition`` call is
+        needed (no local conditioning, or entirely past the end)."""
+        e = min(s1, self.n_samples)
+        if self._constant is not None or e <= s0:
+            return None
+        hop = self.cfg.hop_length
+        f0 = max(0, s0 // hop - self.context)
+        f1 = min(self.features.shape[0], math.ceil(e / hop) + self.context)
+        return Window(f0, f1, s0 - f0 * hop, e - f0 * hop, s1 - e)
+
+    def frames(self, w: Window) -> np.ndarray:
+        """Normalised features (f1 - f0, D) of a window."""
+        f = self.features[w.f0:w.f1]
+        return f if self.normalize is None else self.normalize(f)
+
+    def fill(self, s0: int, s1: int, out: np.ndarray) -> None:
+        """Write cond for ``[s0, s1)`` into ``out`` (s1 - s0, L, G) without a condition
+        call: the constant bias, or zeros past the end."""
+        out[:] = 0.0 if self._constant is None else self._constant
+
     def __call__(self, s0: int, s1: int) -> np.ndarray:
         """(s1 - s0, L, G) float32."""
-        n = s1 - s0
-        if self._constant is not None:
-            return np.broadcast_to(self._constant, (n, *self._constant.shape))
-        hop = self.cfg.hop_length
-        e = min(s1, self.n_samples)
-        if e <= s0:  # entirely past the end: padding only
-            return np.zeros((n, self.cfg.layers, self.cfg.gate_channels), np.float32)
-        tf = self.features.shape[0]
-        f0 = max(0, s0 // hop - self.context)
-        f1 = min(tf, math.ceil(e / hop) + self.context)
-        f = self.features[f0:f1]
-        if self.normalize is not None:
-            f = self.normalize(f)
-        c = self.backend.condition(f[None], self.speaker, self.gc,
-                                   s0 - f0 * hop, e - f0 * hop, 1)[0]
-        if e < s1:
-            c = np.concatenate([c, np.zeros((s1 - e, *c.shape[1:]), np.float32)])
-        return c
+        return condition_batch(self.backend, [(self, s0, s1)])[0]
+
+
+def condition_batch(backend, requests, out: np.ndarray | None = None) -> np.ndarray:
+    """cond for several ranges at once: ``requests`` is a list of (Conditioner, s0, s1)
+    with equal ``s1 - s0``. Returns (len(requests), s1 - s0, L, G) float32.
+
+    Ranges whose windows have the same shape go through one batched ``condition`` call
+    (one per utterance edge case, one for all the interior ones), each row with its own
+    utterance's speaker and vector. ``out`` (a buffer reused across chunks, so its pages
+    are already mapped) receives the result; without it, when one call covers every row,
+    that call's output is returned as it is.
+    """
+    groups, fills = defaultdict(list), []
+    for b, (cond, s0, s1) in enumerate(requests):
+        w = cond.window(s0, s1)
+        if w is None:
+            fills.append((b, cond, s0, s1))
+        else:
+            groups[(w.f1 - w.f0, w.start, w.stop)].append((b, cond, w))
+    if out is None and len(groups) == 1 and not fills:
+        (_, start, stop), members = next(iter(groups.items()))
+        if not any(w.pad for _, _, w in members):
+            return _run_group(backend, start, stop, members)
+    if out is None:
+        cfg, n = requests[0][0].cfg, requests[0][2] - requests[0][1]
+        out = np.empty((len(requests), n, cfg.layers, cfg.gate_channels), np.float32)
+    for b, cond, s0, s1 in fills:
+        cond.fill(s0, s1, out[b])
+    for (_, start, stop), members in groups.items():
+        c = _run_group(backend, start, stop, members)
+        m = stop - start
+        for row, (b, _, w) in enumerate(members):
+            out[b, :m] = c[row]
+            if w.pad:
+                out[b, m:] = 0.0
+    return out
+
+
+def _run_group(backend, start: int, stop: int, members) -> np.ndarray:
+    feats = np.stack([c.frames(w) for _, c, w in members])
+    first = members[0][1]
+    spk = None if first.speaker is None else np.concatenate([c.speaker for _, c, _ in members])
+    gc = None if first.gc is None else np.concatenate([c.gc for _, c, _ in members])
+    return backend.condition(feats, spk, gc, start, stop, len(members))
