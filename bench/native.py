@@ -38,20 +38,11 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from bench.latency import cpu_model  # noqa: E402
 from vocoder.config import WaveNetConfig, flops_per_sample  # noqa: E402
 
 CONFIG = WaveNetConfig(cond_channels=80)
 TARGETS = {"samples_per_s": 24000, "x_torch": 10.0, "x_ort": 3.0}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def cpu_caches() -> dict:
