@@ -35,6 +35,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     out = args.json or str(Path(args.bundle) / "evaluation.json")
     res = evaluate(args.bundle, args.data, n=args.n, backend=args.backend, seed=args.seed,
                    n_nll=args.n_nll, pitch_semitones=args.pitch_semitones,
+                   temperature=args.temperature,
                    fold=None if args.fold == "auto" else args.fold == "on", out=out,
                    audio_dir=args.audio_dir, progress=not args.quiet)
     print(format_report(res))
@@ -68,6 +69,7 @@ def register(subparsers) -> None:
     s.add_argument("--n-nll", type=int, help="utterances scored for NLL (default: all)")
     s.add_argument("--backend", default="onnxruntime")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
     s.add_argument("--pitch-semitones", type=float, default=3.0,
                    help="shift for the pitch-control check (0: skip)")
     s.add_argument("--fold", default="auto", choices=["auto", "on", "off"],

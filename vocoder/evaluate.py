@@ -110,13 +110,15 @@ class _Pooled:
 def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
              backend: str = "onnxruntime", *, seed: int = 0, n_nll: int | None = None,
              pitch_semitones: float = 3.0, fold: bool | None = None,
+             temperature: float = 1.0,
              out: str | Path | None = None, audio_dir: str | Path | None = None,
              progress: bool = False) -> dict[str, Any]:
     """Evaluate ``bundle`` on the test split of the dataset ``data_dir``.
 
     ``n`` utterances are synthesised (three times each when the pitch check runs);
     ``n_nll`` caps the utterances scored for NLL (default: all); ``fold`` goes to
-    :meth:`~vocoder.api.Vocoder.synthesize` (default: the backend's choice). Returns the result
+    :meth:`~vocoder.api.Vocoder.synthesize` (default: the backend's choice), and so does
+    the sampling ``temperature``. Returns the result
     dict (see the module docstring), also written as JSON to ``out`` when given;
     generated audio goes to ``audio_dir`` when given.
     """
@@ -151,6 +153,7 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
         speaker_of = (lambda e: e.speaker) if cfg.n_speakers else (lambda e: None)
         result: dict[str, Any] = {"bundle": str(bundle), "data": str(data_dir),
                                   "split": split, "backend": voc.backend_name, "seed": seed,
+                                  "temperature": temperature,
                                   "notes": []}
         if split == "train":
             result["notes"].append("the dataset has no test split: evaluated on train")
@@ -195,7 +198,7 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
             tf = feats.shape[0]
             t0 = time.perf_counter()
             gen = voc.synthesize(feats, speaker=speaker_of(e), seed=seed + k, fold=fold,
-                                 progress=progress)
+                                 temperature=temperature, progress=progress)
             synth_time += time.perf_counter() - t0
             synth_samples += len(gen)
             row: dict[str, Any] = {"id": e.id, "seconds": round(len(gen) / sr, 3),
@@ -232,7 +235,7 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
                         shifted = feats.copy()
                         shifted[:, i_f0] += sign * math.log(2.0) * pitch_semitones / 12.0
                         g2 = voc.synthesize(shifted, speaker=speaker_of(e), seed=seed + k,
-                                            fold=fold)
+                                            fold=fold, temperature=temperature)
                         lf2, v2 = f0_track(g2, sr, hop, tf)
                         both = v2 & voiced_gen
                         delta = (lf2 - log_f0_gen)[both] * _CENTS
