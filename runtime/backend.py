@@ -42,6 +42,9 @@ class Backend(ABC):
     name: ClassVar[str] = "?"
     #: Whether synthesize folds long utterances by default (batching pays off).
     prefers_folding: ClassVar[bool] = False
+    #: Whether ``condition`` may run on a second thread while ``generate`` runs (true for
+    #: backends whose conditioning is a separate ONNX Runtime session on the CPU).
+    prefetch_condition: ClassVar[bool] = False
 
     def __init__(self, bundle: Bundle):
         self.bundle = bundle

@@ -9,6 +9,7 @@ noise, so memory is bounded by the chunk, never by the utterance.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,10 +65,32 @@ def generate(backend: Backend, jobs: list[Job], seed: int, temperature: float,
     chunk = chunk or default_chunk(backend, len(jobs))
     total = max(j.length for j in jobs)
     state = backend.new_state(len(jobs))
-    buf = _cond_buffer(jobs, min(chunk, total))
-    for tau in range(0, total, chunk):
-        n = min(chunk, total - tau)
-        cond = _cond_batch(jobs, tau, n, buf)
+    starts = list(range(0, total, chunk))
+    span = lambda tau: min(chunk, total - tau)
+    if not backend.prefetch_condition:
+        buf = _cond_buffer(jobs, span(0))
+        conds = (_cond_batch(jobs, tau, span(tau), buf) for tau in starts)
+        yield from _steps(backend, jobs, starts, conds, state, seed, temperature, progress)
+        return
+    # Conditioning of chunk k+1 runs on a second thread (ONNX Runtime releases the GIL)
+    # while the step loop of chunk k runs: the two halves of the work use both cores.
+    bufs = [_cond_buffer(jobs, span(0)) for _ in range(2)]
+    with ThreadPoolExecutor(1, thread_name_prefix="vocoder-cond") as pool:
+        def conds():
+            fut = pool.submit(_cond_batch, jobs, 0, span(0), bufs[0])
+            for k in range(len(starts)):
+                cond = fut.result()
+                if k + 1 < len(starts):
+                    nxt = starts[k + 1]
+                    fut = pool.submit(_cond_batch, jobs, nxt, span(nxt), bufs[(k + 1) % 2])
+                yield cond
+
+        yield from _steps(backend, jobs, starts, conds(), state, seed, temperature, progress)
+
+
+def _steps(backend, jobs, starts, conds, state, seed, temperature, progress):
+    for tau, cond in zip(starts, conds):
+        n = cond.shape[1]
         u = np.concatenate([uniforms(seed, [j.stream], j.start + tau, n) for j in jobs])
         classes = backend.generate(cond, state, u, temperature)
         if progress is not None:

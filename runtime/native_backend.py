@@ -82,6 +82,7 @@ class NativeBackend(Backend):
 
     name = "native"
     prefers_folding = True
+    prefetch_condition = True
 
     @staticmethod
     def available() -> tuple[bool, str]:
@@ -100,9 +101,9 @@ class NativeBackend(Backend):
         """precision: "fp32" (default) or "bf16" (weights stored as bfloat16, arithmetic
         in float32: about twice as fast on the default model, logits within ~1e-2 of
         torch instead of 1e-4, so sampled classes can differ). cond_threads: intra-op
-        threads of the conditioning session (default: all cores). The step loop always
-        runs on the calling thread; ``threads`` (the CLI's ``--threads``) only stands in
-        for ``cond_threads`` when that is not given."""
+        threads of the conditioning session (default 1: it runs on a second thread, beside
+        the step loop, which always runs on the calling thread); ``threads`` (the CLI's
+        ``--threads``) only stands in for ``cond_threads`` when that is not given."""
         super().__init__(bundle)
         from vocoder.export.weights import step_weights
         from vocoder.runtime.ort_backend import OrtConditioner, require_exported
@@ -115,7 +116,8 @@ class NativeBackend(Backend):
         self.prefers_folding = precision == "fp32"
         self._nk = _kernels(precision)
         self.first_call_s = _FIRST_CALL_S[precision]
-        self._conditioner = OrtConditioner.open(bundle, cond_threads or threads, providers)
+        self._conditioner = OrtConditioner.open(bundle, cond_threads or threads or 1,
+                                                providers)
         self.w, self.bias, self.embed = self._nk.pack_weights(
             step_weights(self.config, bundle.weights), precision)
         self.slots = np.ascontiguousarray(self.layout.slots, dtype=np.int64)

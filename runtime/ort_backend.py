@@ -101,6 +101,7 @@ class OrtConditioner:
 class OrtBackend(Backend):
     name = "onnxruntime"
     prefers_folding = True
+    prefetch_condition = True
 
     @staticmethod
     def available() -> tuple[bool, str]:
@@ -113,12 +114,12 @@ class OrtBackend(Backend):
     def __init__(self, bundle, threads: int | None = None, cond_threads: int | None = None,
                  providers: list[str] | None = None):
         """threads: intra-op threads of the step session (default 1: a step is too small
-        to split; batch > 8 gains from 2). cond_threads: for the conditioning session
-        (default: all cores)."""
+        to split). cond_threads: for the conditioning session (default 1: it runs on a
+        second thread, beside the step loop, so the two use both cores)."""
         super().__init__(bundle)
         require_exported(bundle, (CONDITION_ONNX, STEP_ONNX))
         providers = providers or ["CPUExecutionProvider"]
-        sessions = open_sessions(bundle, {CONDITION_ONNX: cond_threads or os.cpu_count(),
+        sessions = open_sessions(bundle, {CONDITION_ONNX: cond_threads or 1,
                                           STEP_ONNX: threads}, providers)
         self.cond_sess, self.step_sess = sessions[CONDITION_ONNX], sessions[STEP_ONNX]
         self.providers = self.step_sess.get_providers()
