@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vocoder.config import WaveNetConfig, dilations, ring_offsets, ring_size, ring_slots
+from vocoder.config import WaveNetConfig, dilations, ring_size, ring_slots
 
 
 @dataclass(frozen=True)
@@ -31,5 +31,3 @@ class RingLayout:
     def row(self, t: int) -> np.ndarray:
         return self.slots[t % self.period]
 
-
-__all__ = ["RingLayout", "ring_offsets", "ring_size"]

@@ -210,6 +210,3 @@ class WaveNet(nn.Module):
     @property
     def dilations(self) -> list[int]:
         return list(self.dilation_list)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
