@@ -97,8 +97,9 @@ def ceiling_tasks(w: np.ndarray, cfg: WaveNetConfig, steps: int) -> dict:
     """name -> (task, flops it does): single-thread fp32 matrix-vector products of one
     step's sizes, without the rest of the step.
 
-    numba_stream: the step's products over the same packed weights, in step order (all
-    2.4 MB streamed per step, as the step does); numba_hot: the same products on one
+    numba_stream: the per-step products over the same packed per-step weights ``w``, in
+    step order (streamed through the caches every step, as the step does; the past taps,
+    run as small blocked products, are left out); numba_hot: the same products on one
     layer's weights over and over (in L1/L2: the compute ceiling); numpy_batched: every
     layer's dilated product as one batched ``np.matmul`` call (BLAS, one thread).
     """
@@ -109,11 +110,11 @@ def ceiling_tasks(w: np.ndarray, cfg: WaveNetConfig, steps: int) -> dict:
     L, R, G, S, A = (cfg.layers, cfg.residual_channels, cfg.gate_channels,
                      cfg.skip_channels, cfg.quantization_channels)
     H, N = G // 2, S + R
-    layer = 2 * R * G + H * N
+    layer = R * G + H * N
 
     @njit(fastmath=_FASTMATH, error_model="numpy")
     def products(w, steps, hot):
-        xin = np.full((1, 2 * R), np.float32(0.01))
+        xin = np.full((1, R), np.float32(0.01))
         a = np.zeros((1, G), np.float32)
         z = np.full((1, H), np.float32(0.01))
         sh = np.zeros((1, N), np.float32)
@@ -123,15 +124,14 @@ def ceiling_tasks(w: np.ndarray, cfg: WaveNetConfig, steps: int) -> dict:
         for _ in range(steps):
             for li in range(L):
                 off = 0 if hot else li * layer
-                _mm_acc(xin, w, off, 2 * R, G, G, a, 0)
-                _mm_acc(z, w, off + 2 * R * G, H, N if li < L - 1 else S, N, sh, 0)
+                _mm_acc(xin, w, off, R, G, G, a, 0)
+                _mm_acc(z, w, off + R * G, H, N if li < L - 1 else S, N, sh, 0)
             _mm_acc(o, w, L * layer, S, S, S, o2, 0)
             _mm_acc(o, w, L * layer + S * S, S, A, A, lg, 0)
         return lg[0, 0] + a[0, 0] + sh[0, 0]
 
     products(w, 1, False)  # compile outside the timing
-    wd = np.ascontiguousarray(np.stack([w[li * layer: li * layer + 2 * R * G].reshape(2 * R, G)
-                                        for li in range(L)]))
+    wd = np.random.default_rng(0).standard_normal((L, 2 * R, G)).astype(np.float32)
     x = np.full((L, 1, 2 * R), 0.01, np.float32)
     reps = max(1, steps // 4)
 
@@ -139,7 +139,7 @@ def ceiling_tasks(w: np.ndarray, cfg: WaveNetConfig, steps: int) -> dict:
         for _ in range(reps):
             np.matmul(x, wd)
 
-    flops = flops_per_sample(cfg)
+    flops = 2 * (L * (R * G + H * N) - H * R + S * S + S * A)
     return {"numba_stream": (lambda: products(w, steps, False), flops * steps),
             "numba_hot": (lambda: products(w, steps, True), flops * steps),
             "numpy_batched": (batched, 2 * L * 2 * R * G * reps)}
@@ -208,7 +208,7 @@ def run(seconds: float, torch_seconds: float, ort_seconds: float, repeats: int,
         # End to end: conditioning (condition.onnx, one thread) + step loop.
         tasks["native end to end"] = lambda: native.synthesize(feats, fold=False)
         tasks["native-bf16 end to end"] = lambda: bf16.synthesize(feats, fold=False)
-        ceilings = ceiling_tasks(native.backend.w, cfg, steps=2000)
+        ceilings = ceiling_tasks(native.backend.packed.w, cfg, steps=2000)
         tasks.update({k: fn for k, (fn, _) in ceilings.items()})
         times = interleaved(tasks, repeats)
         rows = {}

@@ -24,12 +24,15 @@ class StepState:
     """Generation state of B streams.
 
     ring: (B, sum(d_l), R) backend-native array (numpy, torch, device memory);
-    x: (B,) int64 previous class (starts at the class of silence); t: steps taken.
+    x: (B,) int64 previous class (starts at the class of silence); t: steps taken;
+    last: (B,) int64 the input class of the last step taken (-1 before the first), for
+    backends that look up layer 0's past tap by class (native); others leave it alone.
     """
 
     ring: Any
     x: np.ndarray
     t: int = 0
+    last: np.ndarray | None = None
 
     @property
     def batch(self) -> int:
@@ -66,7 +69,7 @@ class Backend(ABC):
     def new_state(self, batch: int) -> StepState:
         """Fresh state for ``batch`` streams: zero rings, previous class = silence."""
         x = np.full(batch, silence_class(self.config.quantization_channels), dtype=np.int64)
-        return StepState(self._new_ring(batch), x, 0)
+        return StepState(self._new_ring(batch), x, 0, np.full(batch, -1, np.int64))
 
     @abstractmethod
     def _new_ring(self, batch: int) -> Any:

@@ -1,7 +1,8 @@
 """The native backend: the whole step loop of a chunk compiled with numba, on one CPU core.
 
 A chunk of T steps for B streams is one call into :func:`native_kernels.run_chunk`: ring
-gather and scatter, the fused dilated-conv product over ``concat(past, h)``, the gated
+gather and scatter, the dilated conv (its past tap as small blocked products a few steps
+ahead, its current tap per step; layer 0's as table lookups), the gated
 units (a rational tanh), the fused skip + residual product, the output head and the
 sampling (inverse CDF in float64 with the uniforms passed in, exactly as
 :func:`vocoder.runtime.sampling.sample`), with no Python per sample. The weights come
@@ -14,8 +15,9 @@ The kernels compile on first use and are cached on disk by numba (``cache=True``
 :attr:`NativeBackend.first_call_s` is the time the first call took in this process (a
 compile the first time on a machine, a cache load after that).
 
-At batch 1 the step is bound by streaming its weights (2.4 MB at fp32 for the default
-model) through the cache hierarchy every step; ``precision="bf16"`` halves that.
+At batch 1 the step is bound by streaming its per-step weights (1.8 MB at fp32 for the
+default model, the past taps taken out) through the cache every step; ``precision="bf16"``
+halves that.
 """
 
 from __future__ import annotations
@@ -58,16 +60,20 @@ def _warm_up(nk, wdtype) -> None:
     # One step of a 1-layer model: the types are the ones every real call uses, so this
     # compiles (or loads) the only specialisation there is for this weight dtype.
     R, G, S, A, B, T = 2, 4, 2, 4, 1, 1
-    w = np.zeros(2 * R * G + G // 2 * (S + R) + S * S + S * A, wdtype)
+    w = np.zeros(R * G + G // 2 * (S + R) + S * S + S * A, wdtype)
+    wp = np.zeros(R * G, wdtype)
+    e0 = np.zeros((2, A, G), np.float32)
     bias = np.zeros(R + 2 * S + A, np.float32)
     embed = np.zeros((A, R), np.float32)
     cond = np.zeros((B, T, 1, G), np.float32)
     ring = np.zeros((B, 1, R), np.float32)
     slots = np.zeros((1, 1), np.int64)
+    sched = np.array([[1], [0], [0], [1]], np.int64)
     x = np.zeros(B, np.int64)
     u = np.full((B, T), 0.5, np.float32)
-    nk.run_chunk(w, bias, embed, cond, ring, slots, 0, x, u, 1.0, np.zeros((B, 0), np.int64),
-                 nk.MODE_SAMPLE, np.zeros((B, T), np.int64), np.zeros((B, 0, A), np.float32))
+    nk.run_chunk(w, wp, e0, bias, embed, cond, ring, slots, sched, 0, x, x.copy(), u, 1.0,
+                 np.zeros((B, 0), np.int64), nk.MODE_SAMPLE, np.zeros((B, T), np.int64),
+                 np.zeros((B, 0, A), np.float32))
 
 
 class NativeBackend(Backend):
@@ -118,9 +124,10 @@ class NativeBackend(Backend):
         self.first_call_s = _FIRST_CALL_S[precision]
         self._conditioner = OrtConditioner.open(bundle, cond_threads or threads or 1,
                                                 providers)
-        self.w, self.bias, self.embed = self._nk.pack_weights(
-            step_weights(self.config, bundle.weights), precision)
+        self.packed = self._nk.pack_weights(step_weights(self.config, bundle.weights),
+                                            precision)
         self.slots = np.ascontiguousarray(self.layout.slots, dtype=np.int64)
+        self.schedule = self._nk.past_schedule(self.config.dilations, self.slots.min(axis=0))
         self._no_teacher: dict[int, np.ndarray] = {}
 
     # -- conditioning -----------------------------------------------------------------
@@ -144,6 +151,10 @@ class NativeBackend(Backend):
                 and ring.flags.c_contiguous and ring.flags.writeable
                 and ring.shape == (B, self.layout.size, cfg.residual_channels)):
             raise VocoderError("state was not made by this backend's new_state")
+        last = state.last
+        if not (isinstance(last, np.ndarray) and last.dtype == np.int64
+                and last.shape == (B,) and last.flags.writeable):
+            raise VocoderError("state was not made by this backend's new_state")
         # The kernel takes one array type: C-contiguous, writable float32.
         if cond.dtype != np.float32 or not cond.flags.c_contiguous or not cond.flags.writeable:
             cond = np.array(cond, dtype=np.float32, order="C")
@@ -163,9 +174,10 @@ class NativeBackend(Backend):
             raise VocoderError("state.x: expected (B,) classes; state was not made by "
                                "this backend's new_state")
         out = np.empty((B, T), np.int64)
-        nk.run_chunk(self.w, self.bias, self.embed, cond, state.ring, self.slots, state.t, x,
-                     u, inv, self._empty_teacher(B), mode, out,
-                     np.empty((B, 0, self.config.quantization_channels), np.float32))
+        p = self.packed
+        nk.run_chunk(p.w, p.wp, p.e0, p.bias, p.embed, cond, state.ring, self.slots,
+                     self.schedule, state.t, x, state.last, u, inv, self._empty_teacher(B),
+                     mode, out, np.empty((B, 0, self.config.quantization_channels), np.float32))
         state.t += T
         state.x = x
         return out
@@ -181,9 +193,11 @@ class NativeBackend(Backend):
             raise VocoderError(f"x: classes must lie in 0..{A - 1}")
         logits = np.empty((B, T, A), np.float32)
         nk = self._nk
-        nk.run_chunk(self.w, self.bias, self.embed, cond, state.ring, self.slots, state.t,
-                     np.array(state.x, dtype=np.int64), np.zeros((B, 0), np.float32), 0.0,
-                     teacher, nk.MODE_TEACHER, np.empty((B, 0), np.int64), logits)
+        p = self.packed
+        nk.run_chunk(p.w, p.wp, p.e0, p.bias, p.embed, cond, state.ring, self.slots,
+                     self.schedule, state.t, np.array(state.x, dtype=np.int64), state.last,
+                     np.zeros((B, 0), np.float32), 0.0, teacher, nk.MODE_TEACHER,
+                     np.empty((B, 0), np.int64), logits)
         state.t += T
         return logits
 
@@ -196,5 +210,5 @@ class NativeBackend(Backend):
         import numba
 
         return {"backend": self.name, "numba": numba.__version__, "threads": 1,
-                "first_call_s": self.first_call_s, "weights_bytes": int(self.w.nbytes),
+                "first_call_s": self.first_call_s, "weights_bytes": self.packed.nbytes,
                 "precision": self.precision}

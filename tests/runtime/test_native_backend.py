@@ -225,3 +225,53 @@ def test_describe_reports_first_call_time(voc):
 def test_accepts_the_cli_threads_option(bundle):
     with Vocoder.load(bundle[0], backend="native", threads=1) as v:
         assert v.backend_name == "native"
+
+
+def test_chunks_at_any_step_equal_one_call_when_dilations_exceed_the_past_block(tmp_path):
+    # Dilations up to 64 > PAST_BLOCK: a layer's past tap runs in blocks of 16 steps that
+    # chunk cuts (1, 7, 16, 37 steps) start in the middle of.
+    from vocoder.runtime import native_kernels as nk
+
+    cfg = make_config(layers=8, stacks=1, dilation_limit=128, cond_channels=3)
+    assert max(cfg.dilations) > nk.PAST_BLOCK
+    make_bundle(tmp_path / "b", cfg, seed=4)
+    feats = random_features(cfg, -(-600 // cfg.hop_length), seed=2)
+    with Vocoder.load(tmp_path / "b", backend="native") as v:
+        be = v.backend
+        n = 600
+        cond = be.condition(feats[None], None, None, 0, n, 1)
+        x = np.random.default_rng(0).integers(0, cfg.quantization_channels, (1, n))
+        whole = be.teacher_force(cond, x, be.new_state(1))
+        state, parts, t = be.new_state(1), [], 0
+        for cut in (1, 7, 16, 37, n):
+            cut = min(cut, n - t)
+            parts.append(be.teacher_force(cond[:, t:t + cut], x[:, t:t + cut], state))
+            t += cut
+        assert t == n
+        assert np.array_equal(np.concatenate(parts, axis=1), whole)
+        u = uniforms(5, [0], 0, n)
+        free = be.generate(cond, be.new_state(1), u, 1.0)
+        state, parts, t = be.new_state(1), [], 0
+        for cut in (3, 16, 29, n):
+            cut = min(cut, n - t)
+            parts.append(be.generate(cond[:, t:t + cut], state, u[:, t:t + cut], 1.0))
+            t += cut
+        assert np.array_equal(np.concatenate(parts, axis=1), free)
+    with Vocoder.load(tmp_path / "b", backend="torch") as ref:
+        rb = ref.backend
+        want = rb.teacher_force(cond, x, rb.new_state(1))
+        assert np.abs(want - whole).max() < 1e-4
+        assert np.array_equal(rb.generate(cond, rb.new_state(1), u, 1.0), free)
+
+
+def test_past_schedule_blocks_divide_the_dilations_and_stagger():
+    from vocoder.runtime import native_kernels as nk
+
+    d = [1, 2, 4, 8, 16, 32, 1, 2, 4, 8, 16, 32]
+    blocks, phases, starts, ends = nk.past_schedule(d, np.arange(12) * 40, block=16)
+    assert list(blocks) == [1, 2, 4, 8, 16, 16, 1, 2, 4, 8, 16, 16]
+    assert np.all(phases < blocks) and np.all(phases >= 0)
+    assert len(set(phases[blocks == 16])) == 4  # the four 16-step layers start apart
+    assert list(ends - starts) == d
+    with pytest.raises(ValueError, match="powers of two"):
+        nk.past_schedule([1, 3], [0, 1])
