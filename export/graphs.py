@@ -165,14 +165,19 @@ def condition_graph(cfg: WaveNetConfig, w: CondWeights, *, opset: int = DEFAULT_
                      kernel_shape=[2 * s], strides=[s], pads=[s // 2, s - s // 2])
         c = g.op("Slice", [c, start, stop, g.const(np.array([2], np.int64), "ax")])
         c = g.op("MatMul", [g.op("Transpose", [c], perm=[0, 2, 1]), g.const(w.proj, "proj")])
-        c = g.op("Add", [c, bias])  # (B, n, L*G)
+        # Reshape to (B, n, L, G) before the bias, so that the last node (the Add) writes
+        # the output: a Reshape that produces a graph output is a 10 MB/s-of-audio copy.
+        c = g.op("Reshape", [c, g.const(np.array([0, -1, L, G], np.int64), "shape")])
+        g.op("Add", [c, g.op("Reshape", [bias, g.const(np.array([0, 1, L, G], np.int64),
+                                                          "shape")])])
+        g.nodes[-1].output[0] = "cond"
     else:
         n = g.op("Sub", [stop, start])
         shape = g.op("Concat", [g.const(np.array([1], np.int64), "one"), n,
                                 g.const(np.array([1], np.int64), "one")], axis=0)
         c = g.op("Expand", [bias, shape])  # (B|1, n, L*G)
-    g.nodes.append(helper.make_node(
-        "Reshape", [c, g.const(np.array([0, -1, L, G], np.int64), "shape")], ["cond"],
-        name="cond_reshape"))
+        g.nodes.append(helper.make_node(
+            "Reshape", [c, g.const(np.array([0, -1, L, G], np.int64), "shape")], ["cond"],
+            name="cond_reshape"))
     outputs = [helper.make_tensor_value_info("cond", TensorProto.FLOAT, ["B", "T", L, G])]
     return _model(g, inputs, outputs, "wavenet_condition", opset, meta or {})

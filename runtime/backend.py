@@ -65,6 +65,13 @@ class Backend(ABC):
         Returns cond (B, stop - start, L, G) float32, owned by the caller.
         """
 
+    def condition_into(self, features: np.ndarray | None, speaker: np.ndarray | None,
+                       gc: np.ndarray | None, start: int, stop: int, out: np.ndarray) -> None:
+        """:meth:`condition` for ``out.shape[0]`` streams written into ``out`` (B,
+        stop - start, L, G) float32 C-contiguous. Backends that can write there directly
+        override this and save a copy of the largest tensor of the run."""
+        out[:] = self.condition(features, speaker, gc, start, stop, out.shape[0])
+
     # -- the step loop ----------------------------------------------------------------
     def new_state(self, batch: int) -> StepState:
         """Fresh state for ``batch`` streams: zero rings, previous class = silence."""

@@ -107,8 +107,14 @@ def condition_batch(backend, requests, out: np.ndarray | None = None) -> np.ndar
     for b, cond, s0, s1 in fills:
         cond.fill(s0, s1, out[b])
     for (_, start, stop), members in groups.items():
+        b0, m = members[0][0], stop - start
+        dest = out[b0:b0 + len(members)]
+        if (m == out.shape[1] and dest.flags.c_contiguous
+                and [b for b, _, _ in members] == list(range(b0, b0 + len(members)))):
+            # Consecutive full rows (the interior segments of a fold): written in place.
+            _run_group(backend, start, stop, members, dest)
+            continue
         c = _run_group(backend, start, stop, members)
-        m = stop - start
         for row, (b, _, w) in enumerate(members):
             out[b, :m] = c[row]
             if w.pad:
@@ -116,9 +122,11 @@ def condition_batch(backend, requests, out: np.ndarray | None = None) -> np.ndar
     return out
 
 
-def _run_group(backend, start: int, stop: int, members) -> np.ndarray:
+def _run_group(backend, start: int, stop: int, members, out=None) -> np.ndarray | None:
     feats = np.stack([c.frames(w) for _, c, w in members])
     first = members[0][1]
     spk = None if first.speaker is None else np.concatenate([c.speaker for _, c, _ in members])
     gc = None if first.gc is None else np.concatenate([c.gc for _, c, _ in members])
+    if out is not None:
+        return backend.condition_into(feats, spk, gc, start, stop, out)
     return backend.condition(feats, spk, gc, start, stop, len(members))

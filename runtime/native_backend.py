@@ -134,6 +134,9 @@ class NativeBackend(Backend):
     def condition(self, features, speaker, gc, start, stop, batch):
         return self._conditioner(features, speaker, gc, start, stop, batch)
 
+    def condition_into(self, features, speaker, gc, start, stop, out):
+        self._conditioner.into(features, speaker, gc, start, stop, out)
+
     # -- step loop --------------------------------------------------------------------
     def _new_ring(self, batch):
         return np.zeros((batch, self.layout.size, self.config.residual_channels), np.float32)

@@ -238,7 +238,7 @@ def sample_row(logits, u, inv_temperature, cdf):
     return min(k, A - 1)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sample_rows(logits, u, inv_temperature):
     """logits (B, A) float32, u (B,) float32 -> classes (B,) int64 (for tests)."""
     B, A = logits.shape

@@ -9,6 +9,7 @@ when CUDA is unusable, so the providers actually in use are checked.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,24 @@ from vocoder.bundle import CONDITION_ONNX, STEP_ONNX
 from vocoder.errors import VocoderError
 from vocoder.runtime.backend import Backend, StepState
 from vocoder.runtime.sampling import sample
+
+#: Smallest lane: a batch of at least twice this many streams is split in two.
+MIN_LANE_BATCH = 8
+
+
+def _sampler():
+    """The sampler the step loop calls: numba's compiled one when numba is installed (the
+    same classes as :func:`sampling.sample`, tested so; it releases the GIL), else
+    numpy's."""
+    try:
+        from vocoder.runtime import native_kernels as nk
+    except ImportError:
+        return sample
+
+    def compiled(logits, u, temperature):
+        inv = 0.0 if temperature <= 0 else 1.0 / temperature
+        return nk.sample_rows(logits, np.ascontiguousarray(u, dtype=np.float32), inv)
+    return compiled
 
 
 def _session_options(threads: int | None):
@@ -83,19 +102,36 @@ class OrtConditioner:
         sess = open_sessions(bundle, {CONDITION_ONNX: threads or os.cpu_count()}, providers)
         return cls(bundle.config, sess[CONDITION_ONNX])
 
-    def __call__(self, features, speaker, gc, start, stop, batch) -> np.ndarray:
-        """cond (batch, stop - start, L, G) float32, owned by the caller."""
+    def _feed(self, features, speaker, gc, start, stop) -> dict[str, np.ndarray]:
         feed = {"crop": np.array([start, stop], dtype=np.int64)}
         if "features" in self._inputs:
             feed["features"] = np.ascontiguousarray(features, dtype=np.float32)
         if "speaker" in self._inputs:
-            feed["speaker"] = np.asarray(speaker, dtype=np.int64).reshape(-1)
+            feed["speaker"] = np.ascontiguousarray(speaker, dtype=np.int64).reshape(-1)
         if "gc" in self._inputs:
-            feed["gc"] = np.asarray(gc, dtype=np.float32).reshape(-1, self.config.gc_channels)
-        cond = self.session.run(["cond"], feed)[0]
+            feed["gc"] = np.ascontiguousarray(gc, dtype=np.float32).reshape(
+                -1, self.config.gc_channels)
+        return feed
+
+    def __call__(self, features, speaker, gc, start, stop, batch) -> np.ndarray:
+        """cond (batch, stop - start, L, G) float32, owned by the caller."""
+        cond = self.session.run(["cond"], self._feed(features, speaker, gc, start, stop))[0]
         if cond.shape[0] != batch:
             cond = np.broadcast_to(cond, (batch, *cond.shape[1:])).copy()
         return cond
+
+    def into(self, features, speaker, gc, start, stop, out: np.ndarray) -> None:
+        """The same, written by ONNX Runtime straight into ``out`` (batch, stop - start,
+        L, G) float32 C-contiguous (one copy of the whole tensor fewer)."""
+        feed = self._feed(features, speaker, gc, start, stop)
+        if "features" not in feed or feed["features"].shape[0] != out.shape[0]:
+            out[:] = self(features, speaker, gc, start, stop, out.shape[0])
+            return
+        io = self.session.io_binding()
+        for name, arr in feed.items():
+            io.bind_cpu_input(name, arr)
+        io.bind_output("cond", "cpu", 0, np.float32, list(out.shape), out.ctypes.data)
+        self.session.run_with_iobinding(io)
 
 
 class OrtBackend(Backend):
@@ -112,11 +148,19 @@ class OrtBackend(Backend):
         return True, f"onnxruntime {ort.__version__}, providers {ort.get_available_providers()}"
 
     def __init__(self, bundle, threads: int | None = None, cond_threads: int | None = None,
-                 providers: list[str] | None = None):
+                 providers: list[str] | None = None, lanes: int | None = None):
         """threads: intra-op threads of the step session (default 1: a step is too small
         to split). cond_threads: for the conditioning session (default 1: it runs on a
-        second thread, beside the step loop, so the two use both cores)."""
+        second thread, beside the step loop, so the two use both cores). lanes: a batch
+        of at least ``2 * MIN_LANE_BATCH`` streams is split into two halves whose step
+        loops run on two threads, one session call each per step (default: 2 on a
+        machine with two or more cores, else 1)."""
         super().__init__(bundle)
+        if lanes is not None and lanes not in (1, 2):
+            raise VocoderError(f"lanes must be 1 or 2, got {lanes!r}")
+        self.lanes = lanes or (2 if (os.cpu_count() or 1) >= 2 else 1)
+        self._sample = _sampler()
+        self._pool: ThreadPoolExecutor | None = None
         require_exported(bundle, (CONDITION_ONNX, STEP_ONNX))
         providers = providers or ["CPUExecutionProvider"]
         sessions = open_sessions(bundle, {CONDITION_ONNX: cond_threads or 1,
@@ -137,13 +181,17 @@ class OrtBackend(Backend):
     def condition(self, features, speaker, gc, start, stop, batch):
         return self._conditioner(features, speaker, gc, start, stop, batch)
 
+    def condition_into(self, features, speaker, gc, start, stop, out):
+        self._conditioner.into(features, speaker, gc, start, stop, out)
+
     # -- step loop --------------------------------------------------------------------
     def _new_ring(self, batch):
         return np.zeros((batch, self.layout.size, self.config.residual_channels), np.float32)
 
-    def _binding(self, batch: int):
-        """IOBinding over preallocated buffers for this batch size, made once."""
-        if batch not in self._bufs:
+    def _binding(self, batch: int, lane: int = 0):
+        """IOBinding over preallocated buffers for this batch size and lane, made once."""
+        key = (batch, lane)
+        if key not in self._bufs:
             cfg = self.config
             L, R, G, A = cfg.layers, cfg.residual_channels, cfg.gate_channels, \
                 cfg.quantization_channels
@@ -159,22 +207,50 @@ class OrtBackend(Backend):
             for name in ("logits", "present"):
                 b = bufs[name]
                 io.bind_output(name, "cpu", 0, b.dtype, b.shape, b.ctypes.data)
-            self._bufs[batch] = (io, bufs)
-        return self._bufs[batch]
+            self._bufs[key] = (io, bufs)
+        return self._bufs[key]
 
     def _loop(self, cond, state: StepState, u=None, temperature=1.0, teacher=None):
         B, T = cond.shape[:2]
-        io, bufs = self._binding(B)
+        A = self.config.quantization_channels
+        out = np.empty((B, T), np.int64) if teacher is None else \
+            np.empty((B, T, A), np.float32)
+        x = np.array(state.x, dtype=np.int64)
+        if self.lanes > 1 and B >= 2 * MIN_LANE_BATCH:
+            # Streams are independent: two halves on two threads, one session (ONNX
+            # Runtime's Run is thread-safe and releases the GIL).
+            h = B // 2
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="vocoder-lane")
+
+            def lane(a, b, k):
+                self._lane(cond[a:b], state.ring[a:b], x[a:b], state.t, out[a:b], k,
+                           None if u is None else u[a:b], temperature,
+                           None if teacher is None else teacher[a:b])
+            second = self._pool.submit(lane, h, B, 1)
+            lane(0, h, 0)
+            second.result()
+        else:
+            self._lane(cond, state.ring, x, state.t, out, 0, u, temperature, teacher)
+        state.t += T
+        if teacher is None:
+            state.x = x
+        return out
+
+    def _lane(self, cond, ring, x_io, t0, out, lane, u, temperature, teacher):
+        """T steps of the streams in ``ring`` (a view of the state's ring, written in
+        place); x_io (B,) previous classes, updated in place when sampling; ``out``
+        (B, T) classes, or (B, T, A) logits under teacher forcing."""
+        B, T = cond.shape[:2]
+        io, bufs = self._binding(B, lane)
         x, cond_t, past, logits, present = (bufs[k] for k in
                                             ("x", "cond_t", "past", "logits", "present"))
-        ring, slots_table, period = state.ring, self.layout.slots, self.layout.period
+        slots_table, period = self.layout.slots, self.layout.period
         run = self.step_sess.run_with_iobinding
-        out = np.empty((B, T), np.int64) if teacher is None else None
-        all_logits = np.empty((B, T, logits.shape[1]), np.float32) if teacher is not None \
-            else None
-        x[:] = state.x
+        sample_ = self._sample
+        x[:] = x_io
         for i in range(T):
-            slots = slots_table[(state.t + i) % period]
+            slots = slots_table[(t0 + i) % period]
             np.take(ring, slots, axis=1, out=past)
             cond_t[:] = cond[:, i]
             if teacher is not None:
@@ -182,15 +258,12 @@ class OrtBackend(Backend):
             run(io)
             ring[:, slots] = present
             if teacher is None:
-                x[:] = sample(logits, u[:, i], temperature)
+                x[:] = sample_(logits, u[:, i], temperature)
                 out[:, i] = x
             else:
-                all_logits[:, i] = logits
-        state.t += T
+                out[:, i] = logits
         if teacher is None:
-            state.x = x.copy()
-            return out
-        return all_logits
+            x_io[:] = x
 
     def generate(self, cond, state, u, temperature):
         return self._loop(cond, state, u=u, temperature=temperature)
@@ -200,9 +273,12 @@ class OrtBackend(Backend):
 
     def close(self):
         self._bufs.clear()
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def describe(self):
         import onnxruntime as ort
 
         return {"backend": self.name, "onnxruntime": ort.__version__,
-                "providers": self.providers, "threads": self.threads}
+                "providers": self.providers, "threads": self.threads, "lanes": self.lanes}

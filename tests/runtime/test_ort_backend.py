@@ -173,3 +173,53 @@ def test_requested_provider_that_cannot_start_is_an_error(cond_bundle):
         pytest.skip("CUDA provider present: the fallback cannot be provoked")
     with pytest.raises(VocoderError, match="CUDAExecutionProvider"):
         Vocoder.load(cond_bundle[0], providers=["CUDAExecutionProvider"])
+
+
+def test_two_lanes_give_the_output_of_one(cond_bundle):
+    # 20 folded segments (>= 2 * MIN_LANE_BATCH): the batch runs as two lanes of 10.
+    path, _, cfg = cond_bundle
+    feats = random_features(cfg, 400, seed=6)
+    settings = folding.FoldSettings(segments=20, min_segment=100, overlap=40, crossfade=8)
+    outs = {}
+    for lanes in (1, 2):
+        with Vocoder.load(path, lanes=lanes) as voc:
+            assert voc.backend.lanes == lanes
+            outs[lanes] = voc.synthesize(feats, 1, seed=4, gc=GC, fold_settings=settings)
+            be = voc.backend
+            cond = np.random.default_rng(0).standard_normal((16, 30, cfg.layers,
+                                                             cfg.gate_channels)).astype(
+                np.float32)
+            x = np.random.default_rng(1).integers(0, cfg.quantization_channels, (16, 30))
+            outs[lanes, "tf"] = be.teacher_force(cond, x, be.new_state(16))
+    assert np.array_equal(outs[1], outs[2])
+    assert np.array_equal(outs[1, "tf"], outs[2, "tf"])
+
+
+def test_lanes_must_be_one_or_two(cond_bundle):
+    with pytest.raises(VocoderError, match="lanes must be 1 or 2"):
+        Vocoder.load(cond_bundle[0], lanes=3)
+
+
+def test_conditioning_written_in_place_equals_a_fresh_array(cond_bundle, monkeypatch):
+    from vocoder.runtime.conditioning import condition_batch
+
+    path, _, cfg = cond_bundle
+    with Vocoder.load(path) as voc:
+        be = voc.backend
+        in_place = []
+        into = be.condition_into
+        monkeypatch.setattr(be, "condition_into",
+                            lambda *a: in_place.append(a[-1].shape[0]) or into(*a))
+        a = Conditioner(be, random_features(cfg, 60, seed=1), 1, GC, 60 * cfg.hop_length)
+        b = Conditioner(be, random_features(cfg, 45, seed=2), 2, -GC, 45 * cfg.hop_length)
+        # rows 1-3 are interior ranges of one shape (one in-place call), row 0 starts the
+        # utterance, row 4 runs past the end of b (zero padded)
+        n = 50
+        reqs = [(a, 0, n), (a, 300, 300 + n), (a, 500, 500 + n), (b, 200, 200 + n),
+                (b, 45 * cfg.hop_length - 20, 45 * cfg.hop_length - 20 + n)]
+        out = np.full((len(reqs), n, cfg.layers, cfg.gate_channels), np.nan, np.float32)
+        got = condition_batch(be, reqs, out)
+        assert got is out and np.isfinite(out).all()
+        assert sum(in_place) >= 2  # interior rows went through condition_into
+        for row, (c, s0, s1) in enumerate(reqs):
+            assert np.array_equal(out[row], c(s0, s1))
