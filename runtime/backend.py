@@ -66,11 +66,19 @@ class Backend(ABC):
         """
 
     def condition_into(self, features: np.ndarray | None, speaker: np.ndarray | None,
-                       gc: np.ndarray | None, start: int, stop: int, out: np.ndarray) -> None:
+                       gc: np.ndarray | None, start: int, stop: int, out: Any) -> None:
         """:meth:`condition` for ``out.shape[0]`` streams written into ``out`` (B,
-        stop - start, L, G) float32 C-contiguous. Backends that can write there directly
-        override this and save a copy of the largest tensor of the run."""
+        stop - start, L, G), a contiguous slice of a :meth:`cond_buffer`. Backends that
+        can write there directly override this and save a copy of the largest tensor of
+        the run."""
         out[:] = self.condition(features, speaker, gc, start, stop, out.shape[0])
+
+    def cond_buffer(self, batch: int, steps: int) -> Any:
+        """An uninitialised (batch, steps, L, G) float32 buffer that the engine fills chunk
+        by chunk (:meth:`condition_into`) and hands to :meth:`generate`: numpy here;
+        device memory on GPU backends, so conditioning never makes a host round trip."""
+        cfg = self.config
+        return np.empty((batch, steps, cfg.layers, cfg.gate_channels), np.float32)
 
     # -- the step loop ----------------------------------------------------------------
     def new_state(self, batch: int) -> StepState:

@@ -73,7 +73,7 @@ class Conditioner:
     def fill(self, s0: int, s1: int, out: np.ndarray) -> None:
         """Write cond for ``[s0, s1)`` into ``out`` (s1 - s0, L, G) without a condition
         call: the constant bias, or zeros past the end."""
-        out[:] = 0.0 if self._constant is None else self._constant
+        put(out, 0.0 if self._constant is None else self._constant)
 
     def __call__(self, s0: int, s1: int) -> np.ndarray:
         """(s1 - s0, L, G) float32."""
@@ -109,17 +109,34 @@ def condition_batch(backend, requests, out: np.ndarray | None = None) -> np.ndar
     for (_, start, stop), members in groups.items():
         b0, m = members[0][0], stop - start
         dest = out[b0:b0 + len(members)]
-        if (m == out.shape[1] and dest.flags.c_contiguous
+        if (m == out.shape[1] and _contiguous(dest)
                 and [b for b, _, _ in members] == list(range(b0, b0 + len(members)))):
             # Consecutive full rows (the interior segments of a fold): written in place.
             _run_group(backend, start, stop, members, dest)
             continue
         c = _run_group(backend, start, stop, members)
         for row, (b, _, w) in enumerate(members):
-            out[b, :m] = c[row]
+            put(out[b, :m], c[row])
             if w.pad:
                 out[b, m:] = 0.0
     return out
+
+
+def put(dst, src) -> None:
+    """``dst[...] = src`` (broadcasting) for a numpy or torch ``dst`` (a backend's
+    :meth:`~vocoder.runtime.backend.Backend.cond_buffer`) and a numpy or scalar ``src``."""
+    if isinstance(dst, np.ndarray) or np.isscalar(src):
+        dst[...] = src
+    else:
+        import torch
+
+        dst.copy_(torch.as_tensor(np.asarray(src)))
+
+
+def _contiguous(a) -> bool:
+    """Whether a numpy array or a torch tensor is one contiguous block."""
+    flags = getattr(a, "flags", None)
+    return flags.c_contiguous if flags is not None else a.is_contiguous()
 
 
 def _run_group(backend, start: int, stop: int, members, out=None) -> np.ndarray | None:

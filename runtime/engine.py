@@ -54,11 +54,10 @@ def _cond_batch(jobs: list[Job], tau: int, n: int, buf: np.ndarray) -> np.ndarra
                            buf[:, :n])
 
 
-def _cond_buffer(jobs: list[Job], chunk: int) -> np.ndarray:
+def _cond_buffer(jobs: list[Job], chunk: int):
     """One conditioning buffer per run, reused by every chunk (a fresh one per chunk
-    costs a page fault per 4 KB: tens of ms at batch 16)."""
-    cfg = jobs[0].cond.cfg
-    return np.empty((len(jobs), chunk, cfg.layers, cfg.gate_channels), np.float32)
+    costs a page fault per 4 KB: tens of ms at batch 16), in the backend's memory."""
+    return jobs[0].cond.backend.cond_buffer(len(jobs), chunk)
 
 
 def generate(backend: Backend, jobs: list[Job], seed: int, temperature: float,

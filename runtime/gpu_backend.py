@@ -3,8 +3,9 @@
 (:mod:`vocoder.runtime.gpu_loop`).
 
 Ring buffers, conditioning, uniforms, sampled classes and outputs are torch tensors on
-the device; the next step's input never visits the host; the host sees one upload of
-conditioning and uniforms and one download of classes per chunk. Sampling is the
+the device; the next step's input never visits the host. Conditioning is computed on the
+device straight into the engine's device buffer (:meth:`CudaBackend.cond_buffer`); the
+host sees one upload of features and uniforms and one download of classes per chunk. Sampling is the
 reference inverse CDF in float64 on the device.
 
 ``CudaBackend(bundle, device="cpu")`` runs the very same loop eagerly on the CPU (no
@@ -106,20 +107,33 @@ class CudaBackend(Backend):
         return TorchStep(model, dtype)
 
     # -- conditioning -----------------------------------------------------------------
-    def condition(self, features, speaker, gc, start, stop, batch):
+    def _condition(self, features, speaker, gc, start, stop, batch) -> torch.Tensor:
+        """cond (B | 1, stop - start, L, G) float32 on the device."""
         t = lambda a, dt: None if a is None else torch.as_tensor(np.asarray(a), dtype=dt,
                                                                  device=self.device)
         with torch.no_grad():
             if features is None:
-                c = self.model.condition(None, t(speaker, torch.int64), stop - start,
-                                         gc=t(gc, torch.float32), batch=batch)
-            else:
-                c = self.model.condition(t(features, torch.float32), t(speaker, torch.int64),
-                                         gc=t(gc, torch.float32))[:, start:stop]
-            c = c.to("cpu", torch.float32).numpy().copy()
+                return self.model.condition(None, t(speaker, torch.int64), stop - start,
+                                            gc=t(gc, torch.float32), batch=batch)
+            return self.model.condition(t(features, torch.float32), t(speaker, torch.int64),
+                                        gc=t(gc, torch.float32))[:, start:stop]
+
+    def condition(self, features, speaker, gc, start, stop, batch):
+        c = self._condition(features, speaker, gc, start, stop, batch)
+        c = c.to("cpu", torch.float32).numpy().copy()
         if c.shape[0] != batch:
             c = np.broadcast_to(c, (batch, *c.shape[1:])).copy()
         return c
+
+    def condition_into(self, features, speaker, gc, start, stop, out):
+        # Device to device: the engine's buffer lives on the GPU (cond_buffer).
+        with torch.no_grad():
+            out.copy_(self._condition(features, speaker, gc, start, stop, out.shape[0]))
+
+    def cond_buffer(self, batch, steps):
+        cfg = self.config
+        return torch.empty((batch, steps, cfg.layers, cfg.gate_channels), dtype=torch.float32,
+                           device=self.device)
 
     # -- the step loop ----------------------------------------------------------------
     def _new_ring(self, batch):

@@ -172,6 +172,37 @@ def test_synthesize_folded_and_streamed_match_reference(bundle, ref, cpu):
     assert (np.concatenate(chunks) == Vocoder(ref).synthesize(feats, seed=3, fold=False)).all()
 
 
+def test_conditioning_stays_in_device_memory(bundle, ref, cpu, monkeypatch):
+    """The engine's conditioning buffer is the backend's tensor, written in place by
+    condition_into (no host array in between), and generate receives that tensor."""
+    from vocoder.runtime.conditioning import condition_batch
+
+    cfg = bundle.config
+    feats = np.random.default_rng(8).standard_normal((20, cfg.cond_channels)).astype(
+        np.float32)
+    n = 20 * cfg.hop_length
+    seen = []
+    gen = cpu.generate
+    monkeypatch.setattr(cpu, "generate", lambda c, *a: seen.append(type(c)) or gen(c, *a))
+    # three jobs: an utterance start (its own group), two interior ones (one in-place call)
+    jobs = [engine.Job(Conditioner(cpu, feats, None, None, n), s, start, 24)
+            for s, start in enumerate((0, 40, 60))]
+    got = np.concatenate([c for _, c in engine.generate(cpu, jobs, seed=2, temperature=1.0,
+                                                        chunk=10)], 1)
+    assert seen and all(t is torch.Tensor for t in seen)
+    want_jobs = [engine.Job(Conditioner(ref, feats, None, None, n), j.stream, j.start, 24)
+                 for j in jobs]
+    want = np.concatenate([c for _, c in engine.generate(ref, want_jobs, seed=2,
+                                                         temperature=1.0, chunk=24)], 1)
+    assert (got == want).all()
+    buf = cpu.cond_buffer(3, 10)
+    assert isinstance(buf, torch.Tensor) and buf.device == cpu.device
+    out = condition_batch(cpu, [(j.cond, j.start, j.start + 10) for j in jobs], buf)
+    assert out is buf
+    ref_out = condition_batch(ref, [(j.cond, j.start, j.start + 10) for j in want_jobs])
+    assert np.abs(buf.numpy() - ref_out).max() < 1e-6
+
+
 def test_condition_matches_reference(bundle, ref, cpu):
     feats = np.random.default_rng(6).standard_normal((1, 9, 3)).astype(np.float32)
     a = ref.condition(feats, None, None, 5, 30, 2)

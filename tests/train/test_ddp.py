@@ -51,10 +51,25 @@ def _worker(rank: int, port: int, out: str) -> None:
         loss = accumulate_gradients(ddp, collate(mine), info.device)
         grads = {n: p.grad.clone() for n, p in ddp.module.named_parameters()}
         torch.save({"grads": grads, "loss": loss}, f"{out}.{rank}")
+        del ddp  # its reducer holds the process group: release it before the group goes
     finally:
         import torch.distributed as dist
 
         dist.destroy_process_group()
+
+
+def _spawn(fn, args, deadline_s: float = 180.0) -> None:
+    """mp.spawn of WORLD ranks that fails the test instead of hanging CI when a rank does
+    not finish within ``deadline_s``."""
+    import time
+
+    ctx = mp.spawn(fn, args=args, nprocs=WORLD, join=False)
+    end = time.monotonic() + deadline_s
+    while not ctx.join(timeout=1):
+        if time.monotonic() > end:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail(f"DDP ranks did not finish within {deadline_s:.0f} s")
 
 
 def _free_port() -> int:
@@ -71,7 +86,7 @@ def test_ddp_gradient_matches_single_process(tmp_path):
     want = {n: p.grad for n, p in model.named_parameters()}
 
     out = str(tmp_path / "grads")
-    mp.spawn(_worker, args=(_free_port(), out), nprocs=WORLD, join=True)
+    _spawn(_worker, (_free_port(), out))
     results = [torch.load(f"{out}.{r}") for r in range(WORLD)]
     for name, g in want.items():
         for r in results:  # every rank holds the same, all-reduced gradient
@@ -108,8 +123,7 @@ def test_ddp_training_resumes_bit_for_bit(tmp_path):
     from vocoder.train.trainer import list_checkpoints, load_checkpoint
 
     data = write_dataset(tmp_path / "data", n_train=4, n_test=1, frames=30)
-    mp.spawn(_train_worker, args=([_free_port() for _ in range(3)], str(data), str(tmp_path)),
-             nprocs=WORLD, join=True)
+    _spawn(_train_worker, ([_free_port() for _ in range(3)], str(data), str(tmp_path)))
     a = load_checkpoint(list_checkpoints(tmp_path / "straight")[-1][1])
     b = load_checkpoint(list_checkpoints(tmp_path / "split")[-1][1])
     assert a["step"] == b["step"] == 6 and a["world_size"] == 2 and len(a["rng"]) == 2

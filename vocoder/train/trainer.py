@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import gc
 import logging
 import math
 import os
@@ -559,6 +560,11 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
             eval_model.load_state_dict(ema.state_dict())
         bundle_path = write_run_bundle(eval_model, cfg, tcfg, data, run_dir / "bundle", step,
                                        metrics, elapsed, samples_per_s, info, export=export)
+    # Release DDP's reducer (it holds the process group) on every rank before the group
+    # goes: a gloo group destroyed later, by the garbage collector, could hang in its
+    # destructor on one rank while the other rank was already elsewhere.
+    del ddp_model
+    gc.collect()
     _barrier(info)
     if info.world > 1:
         import torch.distributed as dist
