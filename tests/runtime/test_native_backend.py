@@ -275,3 +275,16 @@ def test_past_schedule_blocks_divide_the_dilations_and_stagger():
     assert list(ends - starts) == d
     with pytest.raises(ValueError, match="powers of two"):
         nk.past_schedule([1, 3], [0, 1])
+
+
+def test_packed_weights_are_copies_on_a_huge_page_boundary():
+    from vocoder.runtime import native_kernels as nk
+
+    a = np.arange(1000, dtype=np.float32)
+    b = np.arange(77, dtype=np.uint16).reshape(7, 11)
+    ha, hb = nk.huge_page_arrays([a, b])
+    assert np.array_equal(ha, a) and np.array_equal(hb, b) and hb.dtype == np.uint16
+    assert ha.flags.c_contiguous and ha.flags.writeable and hb.shape == (7, 11)
+    assert not np.shares_memory(ha, a)
+    if sys.platform == "linux":
+        assert ha.ctypes.data % nk.HUGE_PAGE == 0 and hb.ctypes.data % 64 == 0
