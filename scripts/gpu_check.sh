@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The GPU checks of the runtime in one command, for a machine that has an NVIDIA GPU but
+# maybe no network (the lent device machines): the GPU tests (cuda parity, graph replay =
+# eager, half-precision bounds; tensorrt where installed), then the GPU benchmark.
+#
+#   OUT=/some/dir bash scripts/gpu_check.sh [quick]
+#
+# Writes under $OUT (default bench/results): gpu-env.txt (GPU, driver, versions), the
+# test log, and the benchmark's gpu-<card>-<date>.json. Python packages the machine lacks
+# are installed from ./wheelhouse when there is one (pip download them beforehand on a
+# machine with network for the device's Python version); nothing is downloaded here.
+# "quick" runs the benchmark's smoke settings (about a minute) instead of the full run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${OUT:-bench/results}"
+mkdir -p "$out"
+py="${PYTHON:-python3}"
+
+{
+  date -u
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 || true
+  "$py" -c "import sys, torch; print('python', sys.version.split()[0], 'torch',
+torch.__version__, 'cuda', torch.version.cuda, 'gpu',
+torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)"
+} > "$out/gpu-env.txt" 2>&1
+cat "$out/gpu-env.txt"
+
+missing=$("$py" - <<'EOF'
+import importlib.util
+need = ["numpy", "torch", "onnx", "onnxruntime", "safetensors", "soundfile", "tqdm", "pytest"]
+print(" ".join(n for n in need if importlib.util.find_spec(n) is None))
+EOF
+)
+if [ -n "$missing" ]; then
+  echo "missing Python packages: $missing"
+  if [ -d wheelhouse ]; then
+    "$py" -m pip install -q --no-index --find-links wheelhouse $missing || exit 3
+  else
+    echo "no ./wheelhouse to install them from: pip download them there first" >&2
+    exit 3
+  fi
+fi
+# The package itself, without touching dependencies (works offline).
+"$py" -m pip install -q --no-deps --no-build-isolation -e . || exit 3
+
+"$py" -m pytest -q -rs tests/runtime/test_gpu_backend.py 2>&1 | tee "$out/gpu-tests.log"
+tests=${PIPESTATUS[0]}
+
+bench_args=(--out "$out" --precision fp32,fp16,bf16)
+if [ "${1:-}" = quick ]; then
+  bench_args+=(--quick)
+fi
+"$py" -m bench.gpu "${bench_args[@]}" 2>&1 | tee "$out/gpu-bench.log"
+bench=${PIPESTATUS[0]}
+echo "gpu tests exit $tests, gpu bench exit $bench"
+[ "$tests" = 0 ] && [ "$bench" = 0 ]
