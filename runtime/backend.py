@@ -3,7 +3,9 @@
 A backend owns compiled code and preallocated buffers; the generation state (ring
 buffers, previous class, step counter) is explicit data in :class:`StepState`, created by
 the backend, passed into every call, and updated in place there (the ring is written,
-never grown), so one backend can serve many utterances one after another.
+never grown), so one backend can serve many utterances one after another. Finished states
+go back through :meth:`Backend.release_state`: their rings are reused, zeroed, by the next
+state of the same batch size.
 """
 
 from __future__ import annotations
@@ -49,10 +51,14 @@ class Backend(ABC):
     #: backends whose conditioning is a separate ONNX Runtime session on the CPU).
     prefetch_condition: ClassVar[bool] = False
 
+    #: Rings kept per batch size for reuse (see :meth:`release_state`).
+    POOLED_RINGS = 2
+
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
         self.config = bundle.config
         self.layout = RingLayout.of(bundle.config)
+        self._rings: dict[int, list] = {}
 
     # -- conditioning -----------------------------------------------------------------
     @abstractmethod
@@ -82,9 +88,30 @@ class Backend(ABC):
 
     # -- the step loop ----------------------------------------------------------------
     def new_state(self, batch: int) -> StepState:
-        """Fresh state for ``batch`` streams: zero rings, previous class = silence."""
+        """Fresh state for ``batch`` streams: zero rings, previous class = silence.
+
+        The ring is one this backend made before for this batch size and got back through
+        :meth:`release_state` (zeroed: the utterance before leaves nothing behind), or a
+        new one: the engine releases its states, so synthesis allocates rings once per
+        (batch size, backend) and only resets them between utterances."""
         x = np.full(batch, silence_class(self.config.quantization_channels), dtype=np.int64)
-        return StepState(self._new_ring(batch), x, 0, np.full(batch, -1, np.int64))
+        pool = self._rings.get(batch)
+        if pool:
+            ring = pool.pop()
+            ring[...] = 0
+        else:
+            ring = self._new_ring(batch)
+        return StepState(ring, x, 0, np.full(batch, -1, np.int64))
+
+    def release_state(self, state: StepState) -> None:
+        """Hand a finished state's ring back for the next :meth:`new_state` of its batch
+        size; ``state`` must not be used afterwards (its ring is set to None)."""
+        if state.ring is None:
+            return
+        pool = self._rings.setdefault(state.batch, [])
+        if len(pool) < self.POOLED_RINGS:
+            pool.append(state.ring)
+        state.ring = None
 
     @abstractmethod
     def _new_ring(self, batch: int) -> Any:

@@ -70,25 +70,30 @@ def generate(backend: Backend, jobs: list[Job], seed: int, temperature: float,
     state = backend.new_state(len(jobs))
     starts = list(range(0, total, chunk))
     span = lambda tau: min(chunk, total - tau)
-    if not backend.prefetch_condition:
-        buf = _cond_buffer(jobs, span(0))
-        conds = (_cond_batch(jobs, tau, span(tau), buf) for tau in starts)
-        yield from _steps(backend, jobs, starts, conds, state, seed, temperature, progress)
-        return
-    # Conditioning of chunk k+1 runs on a second thread (ONNX Runtime releases the GIL)
-    # while the step loop of chunk k runs: the two halves of the work use both cores.
-    bufs = [_cond_buffer(jobs, span(0)) for _ in range(2)]
-    with ThreadPoolExecutor(1, thread_name_prefix="vocoder-cond") as pool:
-        def conds():
-            fut = pool.submit(_cond_batch, jobs, 0, span(0), bufs[0])
-            for k in range(len(starts)):
-                cond = fut.result()
-                if k + 1 < len(starts):
-                    nxt = starts[k + 1]
-                    fut = pool.submit(_cond_batch, jobs, nxt, span(nxt), bufs[(k + 1) % 2])
-                yield cond
+    try:
+        if not backend.prefetch_condition:
+            buf = _cond_buffer(jobs, span(0))
+            conds = (_cond_batch(jobs, tau, span(tau), buf) for tau in starts)
+            yield from _steps(backend, jobs, starts, conds, state, seed, temperature, progress)
+            return
+        # Conditioning of chunk k+1 runs on a second thread (ONNX Runtime releases the GIL)
+        # while the step loop of chunk k runs: the two halves of the work use both cores.
+        bufs = [_cond_buffer(jobs, span(0)) for _ in range(2)]
+        with ThreadPoolExecutor(1, thread_name_prefix="vocoder-cond") as pool:
+            def conds():
+                fut = pool.submit(_cond_batch, jobs, 0, span(0), bufs[0])
+                for k in range(len(starts)):
+                    cond = fut.result()
+                    if k + 1 < len(starts):
+                        nxt = starts[k + 1]
+                        fut = pool.submit(_cond_batch, jobs, nxt, span(nxt),
+                                          bufs[(k + 1) % 2])
+                    yield cond
 
-        yield from _steps(backend, jobs, starts, conds(), state, seed, temperature, progress)
+            yield from _steps(backend, jobs, starts, conds(), state, seed, temperature,
+                              progress)
+    finally:
+        backend.release_state(state)  # its ring serves the next utterance of this size
 
 
 def _steps(backend, jobs, starts, conds, state, seed, temperature, progress):
@@ -108,11 +113,14 @@ def teacher_force(backend: Backend, jobs: list[Job],
     total = max(j.length for j in jobs)
     state = backend.new_state(len(jobs))
     buf = _cond_buffer(jobs, min(chunk, total))
-    for tau in range(0, total, chunk):
-        n = min(chunk, total - tau)
-        cond = _cond_batch(jobs, tau, n, buf)
-        x = np.zeros((len(jobs), n), dtype=np.int64)
-        for b, j in enumerate(jobs):
-            part = j.teacher[tau: tau + n]
-            x[b, : len(part)] = part
-        yield tau, backend.teacher_force(cond, x, state)
+    try:
+        for tau in range(0, total, chunk):
+            n = min(chunk, total - tau)
+            cond = _cond_batch(jobs, tau, n, buf)
+            x = np.zeros((len(jobs), n), dtype=np.int64)
+            for b, j in enumerate(jobs):
+                part = j.teacher[tau: tau + n]
+                x[b, : len(part)] = part
+            yield tau, backend.teacher_force(cond, x, state)
+    finally:
+        backend.release_state(state)

@@ -223,3 +223,23 @@ def test_conditioning_written_in_place_equals_a_fresh_array(cond_bundle, monkeyp
         assert sum(in_place) >= 2  # interior rows went through condition_into
         for row, (c, s0, s1) in enumerate(reqs):
             assert np.array_equal(out[row], c(s0, s1))
+
+
+def test_rings_are_allocated_once_per_batch_size_and_reset(cond_bundle, monkeypatch):
+    path, _, cfg = cond_bundle
+    feats = random_features(cfg, 30, seed=9)
+    with Vocoder.load(path) as voc:
+        be = voc.backend
+        made = []
+        new_ring = be._new_ring
+        monkeypatch.setattr(be, "_new_ring", lambda b: made.append(b) or new_ring(b))
+        first = voc.synthesize(feats, 1, seed=2, gc=GC, fold=False)
+        second = voc.synthesize(feats, 1, seed=2, gc=GC, fold=False)
+        assert made == [1]  # the second utterance reused the first one's ring ...
+        assert np.array_equal(first, second)  # ... reset: nothing carried over
+        voc.synthesize_batch([feats, feats], [0, 1], seed=2, gcs=[GC, GC], fold=False)
+        assert made == [1, 2]
+        state = be.new_state(2)
+        assert made == [1, 2] and not state.ring.any()
+        be.release_state(state)
+        assert state.ring is None
