@@ -29,7 +29,7 @@ def _sampler():
     numpy's."""
     try:
         from vocoder.runtime import native_kernels as nk
-    except ImportError:
+    except Exception:  # noqa: BLE001 (no numba, or a numba that cannot load: numpy's)
         return sample
 
     def compiled(logits, u, temperature):

@@ -243,3 +243,22 @@ def test_rings_are_allocated_once_per_batch_size_and_reset(cond_bundle, monkeypa
         assert made == [1, 2] and not state.ring.any()
         be.release_state(state)
         assert state.ring is None
+
+
+def test_numpy_sampler_without_numba_gives_the_same_audio(cond_bundle, monkeypatch):
+    import sys
+
+    from vocoder.runtime import ort_backend
+    from vocoder.runtime.sampling import sample
+
+    path, _, cfg = cond_bundle
+    feats = random_features(cfg, 25, seed=3)
+    with Vocoder.load(path) as voc:
+        compiled = voc.synthesize(feats, 2, seed=8, gc=GC, fold=False)
+        import vocoder.runtime
+
+        monkeypatch.setitem(sys.modules, "vocoder.runtime.native_kernels", None)
+        monkeypatch.delattr(vocoder.runtime, "native_kernels", raising=False)
+        assert ort_backend._sampler() is sample  # what a machine without numba gets
+        voc.backend._sample = sample
+        assert np.array_equal(voc.synthesize(feats, 2, seed=8, gc=GC, fold=False), compiled)
