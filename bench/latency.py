@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from vocoder.machine import cpu_model
+
 SCHEMA = "vocoder-bench/1"
 BASELINE_NAMES = ("naive", "cached-torch")
 SWEEP_SEGMENTS = (1, 8, 16, 32)
@@ -239,16 +241,6 @@ class BaselineRunner:
 
 
 # -- the machine --------------------------------------------------------------------------
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_info() -> dict[str, Any]:
     info: dict[str, Any] = {"cpu": cpu_model(), "logical_cores": os.cpu_count(),
                             "platform": platform.platform(),

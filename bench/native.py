@@ -38,25 +38,11 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from bench.latency import cpu_model  # noqa: E402
 from vocoder.config import WaveNetConfig, flops_per_sample  # noqa: E402
+from vocoder.machine import cpu_caches, cpu_model, huge_pages  # noqa: E402
 
 CONFIG = WaveNetConfig(cond_channels=80)
 TARGETS = {"samples_per_s": 24000, "x_torch": 10.0, "x_ort": 3.0}
-
-
-def cpu_caches() -> dict:
-    """Cache sizes of CPU 0 by level and type, e.g. {"L1d": "48K", "L2": "2048K"}."""
-    out = {}
-    for d in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
-        try:
-            level = (d / "level").read_text().strip()
-            kind = (d / "type").read_text().strip()
-            size = (d / "size").read_text().strip()
-        except OSError:
-            continue
-        out[f"L{level}" + {"Data": "d", "Instruction": "i"}.get(kind, "")] = size
-    return out
 
 
 def make_bundle(path: Path, cfg: WaveNetConfig) -> None:
@@ -242,6 +228,7 @@ def run(seconds: float, torch_seconds: float, ort_seconds: float, repeats: int,
         "benchmark": "native single-stream generation, batch 1, one core",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "caches": cpu_caches(),
+                    "huge_pages": huge_pages(),
                     "platform": platform.platform(),
                     "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
         "versions": versions(),

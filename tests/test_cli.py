@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,6 +65,18 @@ def test_doctor_and_help_as_a_process():
     r = subprocess.run([sys.executable, "-m", "vocoder", "doctor"], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0 and "onnxruntime" in r.stdout and "torch" in r.stdout
+    assert "\ncpu " in r.stdout
     r = subprocess.run([sys.executable, "-m", "vocoder", "--help"], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0 and "synthesize" in r.stdout
+
+
+def test_machine_facts_are_strings_or_none():
+    from vocoder import machine
+
+    assert isinstance(machine.cpu_model(), str) and machine.cpu_model()
+    caches = machine.cpu_caches()
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in caches.items())
+    if Path("/sys/devices/system/cpu/cpu0/cache/index0").is_dir():
+        assert "L1d" in caches
+    assert machine.huge_pages() in (None, "always", "madvise", "never")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -146,6 +147,12 @@ def _cmd_doctor(args) -> int:
 
     print(f"python      {platform.python_version()} on {platform.machine()} "
           f"({platform.processor() or platform.system()})")
+    from vocoder.machine import cpu_caches, cpu_model, huge_pages
+
+    caches = ", ".join(f"{k} {v}" for k, v in cpu_caches().items() if k != "L1i")
+    print(f"cpu         {cpu_model()}, {os.cpu_count()} logical cores"
+          + (f"; {caches}" if caches else "")
+          + (f"; transparent huge pages: {huge_pages()}" if huge_pages() else ""))
     for mod in ("numpy", "torch", "onnx", "onnxruntime", "numba", "tensorrt", "sounddevice",
                 "soxr"):
         try:
