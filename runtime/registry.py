@@ -42,6 +42,29 @@ def available() -> dict[str, tuple[bool, str]]:
     return {name: probe(name) for name in BACKENDS}
 
 
+#: Fastest single CPU stream first: live playback wants the compiled loop (1.6x real time
+#: on one core for the default model, against 0.3x for one ONNX Runtime call per step).
+STREAMING_PREFERENCE = ("native", DEFAULT_BACKEND)
+
+
+def streaming_backend() -> str:
+    """The backend for one live stream on the CPU: the first of STREAMING_PREFERENCE that
+    works here."""
+    for name in STREAMING_PREFERENCE[:-1]:
+        if probe(name)[0]:
+            return name
+    return STREAMING_PREFERENCE[-1]
+
+
+def resolve(name: str, live: bool) -> str:
+    """A backend name from the command line: "auto" is :func:`streaming_backend` for live
+    playback and DEFAULT_BACKEND otherwise (offline synthesis folds, where ONNX Runtime
+    is at its best); any other name is itself."""
+    if name != "auto":
+        return name
+    return streaming_backend() if live else DEFAULT_BACKEND
+
+
 def create(name: str, bundle, **options):
     """Instantiate backend ``name`` for ``bundle``; a clear error if unknown or unusable."""
     if name not in BACKENDS:

@@ -282,3 +282,7 @@ def test_cli_lists_devices_and_plays(null_sink, tiny_bundle, capsys):
     assert main(["play", str(bundle), str(fpath), "--device", null_sink]) == 0
     out = capsys.readouterr().out
     assert "underruns" in out and "pre-roll" in out
+    from vocoder.runtime.registry import probe
+
+    # --backend auto: the compiled loop where it works (one live stream in real time)
+    assert out.rstrip().endswith("on native" if probe("native")[0] else "on onnxruntime")

@@ -48,7 +48,10 @@ def _cmd_play(args) -> int:
     latency = _latency(args.latency)
     device = _device(args.device)
     opts = {"threads": args.threads} if args.threads else {}
-    with Vocoder.load(args.bundle, backend=args.backend, **opts) as voc:
+    from vocoder.runtime.registry import resolve
+
+    backend = resolve(args.backend, live=True)
+    with Vocoder.load(args.bundle, backend=backend, **opts) as voc:
         if speaker is None and voc.config.n_speakers:
             speaker = 0
         common = dict(speaker=speaker, seed=args.seed, temperature=args.temperature,
@@ -67,7 +70,7 @@ def _cmd_play(args) -> int:
             return 0
         rep = playback.play(voc, feats, device=device, latency=latency, out=args.out,
                             **common)
-    print(rep.summary() + f" on {args.backend}")
+    print(rep.summary() + f" on {backend}")
     if rep.output:
         print(f"wrote {rep.output}")
     return 0
@@ -77,7 +80,9 @@ def register(sub) -> None:
     s = sub.add_parser("play", help="generate from features and play live (sounddevice)")
     s.add_argument("bundle", nargs="?")
     s.add_argument("features", nargs="?", help=".npy (frames, D) or .npz with 'features'")
-    s.add_argument("--backend", default="onnxruntime")
+    s.add_argument("--backend", default="auto",
+                   help="auto (default): native when numba is installed (a single stream "
+                   "faster than real time), else onnxruntime; or any backend by name")
     s.add_argument("--threads", type=int, help="threads for the backend")
     s.add_argument("--device", help="output device index or name substring "
                    "(see --list-devices)")

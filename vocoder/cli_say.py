@@ -13,7 +13,9 @@ def _cmd_say(args) -> int:
 
     if args.output is None and not args.play:
         raise VocoderError("say: give -o OUT.wav, --play, or both")
-    with Vocoder.load(args.bundle, backend=args.backend) as voc:
+    from vocoder.runtime.registry import resolve
+
+    with Vocoder.load(args.bundle, backend=resolve(args.backend, live=args.play)) as voc:
         feats = text_features(voc, args.text, args.speaker, args.pitch_shift)
         speaker = args.speaker if voc.config.n_speakers else None
         if args.play:
@@ -44,6 +46,8 @@ def register(sub) -> None:
     s.add_argument("--pitch-shift", type=float, default=0.0, help="semitones (+/-)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--temperature", type=float, default=1.0)
-    s.add_argument("--backend", default="onnxruntime")
+    s.add_argument("--backend", default="auto",
+                   help="auto (default): native for --play when numba is installed, else "
+                   "onnxruntime; or any backend by name")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=_cmd_say)

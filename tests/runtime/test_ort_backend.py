@@ -262,3 +262,15 @@ def test_numpy_sampler_without_numba_gives_the_same_audio(cond_bundle, monkeypat
         assert ort_backend._sampler() is sample  # what a machine without numba gets
         voc.backend._sample = sample
         assert np.array_equal(voc.synthesize(feats, 2, seed=8, gc=GC, fold=False), compiled)
+
+
+def test_streaming_backend_prefers_the_compiled_loop(monkeypatch):
+    from vocoder.runtime import registry
+
+    monkeypatch.setattr(registry, "probe", lambda name: (name == "native", "test"))
+    assert registry.streaming_backend() == "native"
+    assert registry.resolve("auto", live=True) == "native"
+    assert registry.resolve("auto", live=False) == "onnxruntime"
+    assert registry.resolve("torch", live=True) == "torch"
+    monkeypatch.setattr(registry, "probe", lambda name: (name != "native", "no numba"))
+    assert registry.streaming_backend() == "onnxruntime"
