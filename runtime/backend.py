@@ -113,9 +113,10 @@ class Backend(ABC):
             pool.append(state.ring)
         state.ring = None
 
-    @abstractmethod
     def _new_ring(self, batch: int) -> Any:
-        """Zeroed ring (B, sum(d_l), R) in the backend's memory."""
+        """Zeroed ring (B, sum(d_l), R) in the backend's memory: float32 numpy here;
+        backends that keep state elsewhere (torch, the GPU) override this."""
+        return np.zeros((batch, self.layout.size, self.config.residual_channels), np.float32)
 
     @abstractmethod
     def generate(self, cond: np.ndarray, state: StepState, u: np.ndarray,

@@ -31,6 +31,7 @@ import numpy as np
 from vocoder.bundle import CONDITION_ONNX
 from vocoder.errors import VocoderError
 from vocoder.runtime.backend import Backend, StepState
+from vocoder.runtime.ort_backend import OrtConditioning
 
 _COMPILE_LOCK = threading.Lock()
 
@@ -76,7 +77,7 @@ def _warm_up(nk, wdtype) -> None:
                  np.zeros((B, 0, A), np.float32))
 
 
-class NativeBackend(Backend):
+class NativeBackend(OrtConditioning, Backend):
     """Compiled generation on one CPU core (numba), built for single-stream real time.
 
     Batch > 1 reuses every weight across the batch. At fp32 that pays off (the default
@@ -130,17 +131,7 @@ class NativeBackend(Backend):
         self.schedule = self._nk.past_schedule(self.config.dilations, self.slots.min(axis=0))
         self._no_teacher: dict[int, np.ndarray] = {}
 
-    # -- conditioning -----------------------------------------------------------------
-    def condition(self, features, speaker, gc, start, stop, batch):
-        return self._conditioner(features, speaker, gc, start, stop, batch)
-
-    def condition_into(self, features, speaker, gc, start, stop, out):
-        self._conditioner.into(features, speaker, gc, start, stop, out)
-
     # -- step loop --------------------------------------------------------------------
-    def _new_ring(self, batch):
-        return np.zeros((batch, self.layout.size, self.config.residual_channels), np.float32)
-
     def _check(self, cond: np.ndarray, state: StepState) -> np.ndarray:
         cfg = self.config
         cond = np.asarray(cond)

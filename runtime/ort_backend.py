@@ -134,7 +134,21 @@ class OrtConditioner:
         self.session.run_with_iobinding(io)
 
 
-class OrtBackend(Backend):
+class OrtConditioning:
+    """``condition`` and ``condition_into`` through ``self._conditioner`` (an
+    :class:`OrtConditioner`), for the backends whose conditioning is condition.onnx on
+    ONNX Runtime (this one and the native backend)."""
+
+    _conditioner: OrtConditioner
+
+    def condition(self, features, speaker, gc, start, stop, batch):
+        return self._conditioner(features, speaker, gc, start, stop, batch)
+
+    def condition_into(self, features, speaker, gc, start, stop, out):
+        self._conditioner.into(features, speaker, gc, start, stop, out)
+
+
+class OrtBackend(OrtConditioning, Backend):
     name = "onnxruntime"
     prefers_folding = True
     prefetch_condition = True
@@ -177,17 +191,7 @@ class OrtBackend(Backend):
         self._conditioner = OrtConditioner(bundle.config, self.cond_sess)
         self._bufs: dict[int, tuple] = {}
 
-    # -- conditioning -----------------------------------------------------------------
-    def condition(self, features, speaker, gc, start, stop, batch):
-        return self._conditioner(features, speaker, gc, start, stop, batch)
-
-    def condition_into(self, features, speaker, gc, start, stop, out):
-        self._conditioner.into(features, speaker, gc, start, stop, out)
-
     # -- step loop --------------------------------------------------------------------
-    def _new_ring(self, batch):
-        return np.zeros((batch, self.layout.size, self.config.residual_channels), np.float32)
-
     def _binding(self, batch: int, lane: int = 0):
         """IOBinding over preallocated buffers for this batch size and lane, made once."""
         key = (batch, lane)
@@ -248,6 +252,8 @@ class OrtBackend(Backend):
         slots_table, period = self.layout.slots, self.layout.period
         run = self.step_sess.run_with_iobinding
         sample_ = self._sample
+        # One contiguous row of uniforms per step, transposed once per chunk.
+        u_rows = None if u is None else np.ascontiguousarray(u.T, dtype=np.float32)
         x[:] = x_io
         for i in range(T):
             slots = slots_table[(t0 + i) % period]
@@ -258,7 +264,7 @@ class OrtBackend(Backend):
             run(io)
             ring[:, slots] = present
             if teacher is None:
-                x[:] = sample_(logits, u[:, i], temperature)
+                x[:] = sample_(logits, u_rows[i], temperature)
                 out[:, i] = x
             else:
                 out[:, i] = logits

@@ -49,7 +49,7 @@ def test_errors_are_one_line_and_write_nothing(bundle, tmp_path, capsys):
     assert not out.exists() and not list(tmp_path.glob(".out*"))
     assert main(["info", str(tmp_path / "missing")]) == 2
     assert main(["synthesize", str(bundle), str(tmp_path / "nope.npy"), "-o", str(out)]) == 2
-    assert "no such features file" in capsys.readouterr().err
+    assert "no such file" in capsys.readouterr().err
 
 
 def test_export_command_rewrites_graphs(bundle, capsys):

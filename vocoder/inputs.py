@@ -93,18 +93,25 @@ def check_n_samples(n_samples, features: np.ndarray | None, cfg: WaveNetConfig) 
     return int(n_samples)
 
 
+def read_npy(path: str | Path, who: str = "", mmap_mode: str | None = None):
+    """``np.load`` of a .npy or .npz (no pickles) with clear errors; ``who`` prefixes them
+    (e.g. "utterance 'a1': ")."""
+    path = Path(path)
+    if not path.is_file():
+        raise VocoderError(f"{who}{path}: no such file")
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise VocoderError(f"{who}{path}: not a readable .npy/.npz file ({e})") from None
+
+
 def load_features_file(path: str | Path) -> tuple[np.ndarray, dict]:
     """Read features from ``.npy`` or ``.npz`` (array ``features``, optional ``speaker``).
 
     Returns (features, extras) where extras may hold ``speaker`` and ``gc``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise VocoderError(f"{path}: no such features file")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise VocoderError(f"{path}: not a readable .npy/.npz file ({e})") from None
+    data = read_npy(path)
     if isinstance(data, np.ndarray):
         return data, {}
     with data:

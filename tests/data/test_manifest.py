@@ -78,7 +78,7 @@ def corrupt(root, rows, what):
     ("nan", "'u1'.*NaN"),
     ("duplicate", "'u0' appears twice"),
     ("split", "'u1'.*split"),
-    ("missing features", "'u1'.*feature file not found"),
+    ("missing features", "'u1'.*no such file"),
 ])
 def test_bad_input_names_the_utterance(user_data, what, match):
     root, rows = user_data

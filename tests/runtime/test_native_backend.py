@@ -288,3 +288,15 @@ def test_packed_weights_are_copies_on_a_huge_page_boundary():
     assert not np.shares_memory(ha, a)
     if sys.platform == "linux":
         assert ha.ctypes.data % nk.HUGE_PAGE == 0 and hb.ctypes.data % 64 == 0
+
+
+def test_vectorised_exp_is_within_two_ulp_of_numpy():
+    from vocoder.runtime import native_kernels as nk
+
+    rng = np.random.default_rng(0)
+    y = -np.concatenate([rng.random(200_000) * 50, rng.random(20_000) * 700, [0.0, 1e-300]])
+    got, want = nk.exp_nonpos_array(y), np.exp(y)
+    assert np.all(np.abs(got - want) <= 2 * np.spacing(want))
+    # below -708 it stays at exp(-708): negligible against a softmax sum >= 1
+    low = nk.exp_nonpos_array(np.array([-800.0, -np.inf]))
+    assert np.all(np.abs(low - np.exp(-708.0)) <= 2 * np.spacing(np.exp(-708.0)))

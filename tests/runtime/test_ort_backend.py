@@ -185,6 +185,7 @@ def test_two_lanes_give_the_output_of_one(cond_bundle):
         with Vocoder.load(path, lanes=lanes) as voc:
             assert voc.backend.lanes == lanes
             outs[lanes] = voc.synthesize(feats, 1, seed=4, gc=GC, fold_settings=settings)
+            assert (voc.backend._pool is not None) == (lanes == 2)  # the second thread ran
             be = voc.backend
             cond = np.random.default_rng(0).standard_normal((16, 30, cfg.layers,
                                                              cfg.gate_channels)).astype(

@@ -365,13 +365,9 @@ def _check_entry(entry: Entry, sample_rate: int | None, hop_length: int | None,
                            f"is at {sample_rate} Hz")
     if entry.features is None or not entry.features.name.endswith(".npy"):
         return info.samplerate
-    if not entry.features.is_file():
-        raise VocoderError(f"{who}: feature file not found: {entry.features}")
-    try:
-        feats = np.load(entry.features, mmap_mode=None if check_values else "r",
-                        allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise VocoderError(f"{who}: cannot read {entry.features} as .npy: {e}") from None
+    from vocoder.inputs import read_npy
+
+    feats = read_npy(entry.features, f"{who}: ", None if check_values else "r")
     if feats.ndim != 2:
         raise VocoderError(f"{who}: features must be 2-D (frames, dims), got {feats.shape}")
     if feature_dim is not None and feats.shape[1] != feature_dim:

@@ -205,14 +205,12 @@ def load_user_features(path: str | Path, n_frames: int, utt_id: str = "") -> np.
     the last row is repeated or dropped to fit. Anything else is an error naming the
     utterance.
     """
+    from vocoder.inputs import read_npy
+
     who = f"utterance {utt_id!r}: " if utt_id else ""
-    path = Path(path)
-    if not path.is_file():
-        raise VocoderError(f"{who}feature file not found: {path}")
-    try:
-        feats = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise VocoderError(f"{who}cannot read {path} as .npy: {e}") from None
+    feats = read_npy(path, who)
+    if not isinstance(feats, np.ndarray):
+        raise VocoderError(f"{who}{path}: expected a .npy array, got a .npz archive")
     if feats.ndim != 2 or feats.shape[0] == 0 or feats.shape[1] == 0:
         raise VocoderError(f"{who}features in {path} must be 2-D (frames, dims), got "
                            f"shape {feats.shape}")

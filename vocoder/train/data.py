@@ -180,23 +180,30 @@ class CropSampler:
 class TrainData:
     """A loaded dataset: normalised train/test utterances and what the bundle records."""
 
-    root: Path
-    info: dict[str, Any]
+    dataset: Any  # vocoder.data.corpus.Dataset: its directory, corpus.json and manifest
     spec: FeatureSpec
     train: list[Utterance]
     test: list[Utterance]
 
     @property
+    def root(self) -> Path:
+        return self.dataset.root
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return self.dataset.info
+
+    @property
     def sample_rate(self) -> int:
-        return int(self.info["sample_rate"])
+        return self.dataset.sample_rate
 
     @property
     def hop_length(self) -> int:
-        return int(self.info["hop_length"])
+        return self.dataset.hop_length
 
     @property
     def n_speakers(self) -> int:
-        return len(self.info["speakers"])
+        return len(self.dataset.speakers)
 
     @property
     def feature_dim(self) -> int:
@@ -253,7 +260,7 @@ def load_train_data(directory: str | Path, quantization_channels: int = 256,
         return Utterance(e.id, e.speaker, quantize(audio, quantization_channels).astype(dtype),
                          spec.normalize(feats))
 
-    return TrainData(directory, dict(ds.info), spec, [utterance(e) for e in train_entries],
+    return TrainData(ds, spec, [utterance(e) for e in train_entries],
                      [utterance(e) for e in test_entries])
 
 
