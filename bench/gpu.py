@@ -1,5 +1,6 @@
-"""GPU benchmark: the ``cuda`` backend's eager loop vs CUDA graph replay (and ``tensorrt``
-when installed), in one run, on one card.
+"""GPU benchmark: the ``cuda`` backend (torch step) and the ``triton`` backend (one fused
+kernel per step), each as an eager loop and as CUDA graph replay (and ``tensorrt`` when
+installed), in one run, on one card.
 
     python -m bench.gpu [--bundle DIR] [--precision fp32,fp16] [--quick]
 
@@ -39,6 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--precision", default="fp32",
                    help="cuda precisions, comma-separated (fp32, fp16, bf16)")
     p.add_argument("--trt-precision", default="fp16", help="tensorrt precisions (fp32, fp16)")
+    p.add_argument("--backends", default="cuda,triton,tensorrt",
+                   help="which GPU backends to measure, comma-separated")
     p.add_argument("--batches", default="1,2,4,8,16,32,64,128,256")
     p.add_argument("--periods", type=int, default=4,
                    help="D_max periods timed per throughput point (graph variants)")
@@ -63,7 +66,8 @@ def _ints(text: str) -> list[int]:
 def _sync():
     import torch
 
-    torch.cuda.synchronize()
+    if torch.cuda.is_available():  # measure() also runs on the CPU device (tests)
+        torch.cuda.synchronize()
 
 
 def _median_time(fn, repeats: int) -> float:
@@ -159,21 +163,33 @@ def first_chunk_latency(backend, repeats: int) -> dict:
 
 def variants(bundle, args):
     """(name, factory) of every variant to measure; factories build lazily."""
-    from vocoder.runtime.gpu_backend import CudaBackend, TensorRTBackend
+    from vocoder.runtime.gpu_backend import CudaBackend, TensorRTBackend, TritonBackend
 
+    wanted = {b.strip() for b in args.backends.split(",")}
+    unknown = wanted - {"cuda", "triton", "tensorrt"}
+    if unknown:
+        raise SystemExit(f"bench.gpu: unknown backends {sorted(unknown)}; "
+                         "choose from cuda, triton, tensorrt")
     out = []
-    for prec in args.precision.split(","):
-        if not args.no_eager:
-            out.append((f"cuda-{prec}-eager",
-                        lambda p=prec: CudaBackend(bundle, precision=p, graphs=False)))
-        out.append((f"cuda-{prec}-graph",
-                    lambda p=prec: CudaBackend(bundle, precision=p, graphs=True)))
-    ok, why = TensorRTBackend.available()
+    for name, cls in (("cuda", CudaBackend), ("triton", TritonBackend)):
+        if name not in wanted:
+            continue
+        ok, why = cls.available()
+        if not ok:
+            print(f"{name}: skipped ({why})", file=sys.stderr)
+            continue
+        for prec in args.precision.split(","):
+            if not args.no_eager:
+                out.append((f"{name}-{prec}-eager",
+                            lambda c=cls, p=prec: c(bundle, precision=p, graphs=False)))
+            out.append((f"{name}-{prec}-graph",
+                        lambda c=cls, p=prec: c(bundle, precision=p, graphs=True)))
+    ok, why = TensorRTBackend.available() if "tensorrt" in wanted else (False, None)
     if ok:
         for prec in args.trt_precision.split(","):
             out.append((f"tensorrt-{prec}-graph",
                         lambda p=prec: TensorRTBackend(bundle, precision=p, graphs=True)))
-    else:
+    elif why:
         print(f"tensorrt: skipped ({why})", file=sys.stderr)
     return out
 

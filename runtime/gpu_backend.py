@@ -1,5 +1,6 @@
-"""GPU backends: ``cuda`` (the torch step module) and ``tensorrt`` (an engine from
-``step.onnx``), both driving the same device-resident, graph-captured loop
+"""GPU backends: ``cuda`` (the torch step module), ``triton`` (the whole step, gather,
+scatter and sampling included, as one Triton kernel) and ``tensorrt`` (an engine from
+``step.onnx``), all driving the same device-resident, graph-captured loop
 (:mod:`vocoder.runtime.gpu_loop`).
 
 Ring buffers, conditioning, uniforms, sampled classes and outputs are torch tensors on
@@ -248,3 +249,38 @@ class TensorRTBackend(CudaBackend):
     def build_engines(self, batches) -> list:
         """Build (or find cached) engines for these batch sizes; returns their paths."""
         return [self.executor.build(int(b)) for b in batches]
+
+
+class TritonBackend(CudaBackend):
+    """The step as one fused Triton kernel (:mod:`vocoder.runtime.triton_step`) in the same
+    graph-captured loop: one launch per step instead of about 265, which is what bounds
+    the torch step on a GPU. fp32, fp16 or bf16 weights, rings and conditioning.
+
+    device "cpu" runs the kernel in Triton's interpreter (``TRITON_INTERPRET=1`` set
+    before Python imports triton): only for tests. block_batch, num_warps: the kernel's
+    launch shape (see :class:`~vocoder.runtime.triton_step.TritonStep`).
+    """
+
+    name = "triton"
+
+    @staticmethod
+    def available() -> tuple[bool, str]:
+        from vocoder.runtime.triton_step import triton_status
+
+        ok, why = cuda_status()
+        ok_tr, why_tr = triton_status()
+        if not ok:
+            return False, why + ("" if ok_tr else "; Triton is not installed either")
+        return ok_tr, f"{why_tr} on {why}" if ok_tr else why_tr
+
+    def __init__(self, bundle, device: str = "cuda", precision: str = "fp32",
+                 graphs: bool | None = None, threads: int | None = None,
+                 block_batch: int = 16, num_warps: int = 8):
+        self._launch = {"block_batch": block_batch, "num_warps": num_warps}
+        super().__init__(bundle, device=device, precision=precision, graphs=graphs,
+                         threads=threads)
+
+    def _executor(self) -> StepExecutor:
+        from vocoder.runtime.triton_step import TritonStep
+
+        return TritonStep(self.model, DTYPES[self.precision], self.device, **self._launch)

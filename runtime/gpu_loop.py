@@ -104,6 +104,11 @@ class StepExecutor(ABC):
 
     name: str = "?"
     io_dtype: torch.dtype = torch.float32
+    #: True when the executor also has ``fused_step(ring, rows, x, cond_t, u, inv_t, mode,
+    #: out)``, one call that gathers ``past`` from the ring rows, steps, scatters
+    #: ``present`` back and samples (see :class:`~vocoder.runtime.triton_step.TritonStep`);
+    #: the loop then makes that one call per step instead of four.
+    fused: bool = False
 
     def prepare(self, batch: int) -> None:  # noqa: B027 - optional hook
         """Allocate what a batch size needs (engine contexts, output buffers)."""
@@ -143,9 +148,9 @@ class _Buffers:
 
     ring: torch.Tensor       # (B, S, R) io_dtype: the rings of the stream being generated
     past: torch.Tensor       # (B, L, R) io_dtype: gathered for the current step
-    idx: torch.Tensor        # (P, L) int64: ring rows of step i of the period
+    idx: torch.Tensor        # (P, L) int64: ring rows of step i of the period (*)
     cond: torch.Tensor       # (P, B, L, G) io_dtype: this period's conditioning (*)
-    u: torch.Tensor          # (P, B) float32: this period's uniforms
+    u: torch.Tensor          # (P, B) float32: this period's uniforms (*)
     teacher: torch.Tensor    # (P, B) int64: this period's inputs under teacher forcing (*)
     classes: torch.Tensor    # (P, B) int64: this period's sampled classes (*)
     x: torch.Tensor          # (B,) int64: input of the period's first step
@@ -153,7 +158,9 @@ class _Buffers:
     phase: int = -1          # rotation currently held in idx
     logits: torch.Tensor | None = None    # (P, B, A) float32, teacher forcing only
     graphs: dict[str, Any] = field(default_factory=dict)
-    # (*) rows padded to aligned addresses: row i is step i's input, bound as it is.
+    # (*) rows padded to aligned addresses: row i is step i's input, bound as it is, and
+    # every step's pointers have the same alignment (Triton specialises kernels on it, and
+    # no kernel may be compiled during graph capture).
 
 
 class PeriodLoop:
@@ -191,8 +198,8 @@ class PeriodLoop:
             self._bufs[batch] = _Buffers(
                 ring=z(batch, self.ring_size, self.residual),
                 past=aligned((batch, L, self.residual), dt, dev),
-                idx=torch.zeros((P, L), dtype=torch.int64, device=dev),
-                cond=rows((batch, L, self.gate)), u=z(P, batch, dtype=torch.float32),
+                idx=rows((L,), torch.int64),
+                cond=rows((batch, L, self.gate)), u=rows((batch,), torch.float32),
                 teacher=rows((batch,), torch.int64), classes=rows((batch,), torch.int64),
                 x=aligned((batch,), torch.int64, dev), inv_t=z(dtype=torch.float64))
         return self._bufs[batch]
@@ -211,6 +218,15 @@ class PeriodLoop:
     def _steps(self, buf: _Buffers, n: int, mode: str) -> None:
         """Steps 0..n-1 of a period on the static buffers. No host synchronisation."""
         step = self.executor
+        if step.fused:
+            for i in range(n):
+                x = buf.teacher[i] if mode == TEACHER else buf.x if i == 0 else buf.classes[i - 1]
+                out = buf.logits[i] if mode == TEACHER else buf.classes[i]
+                step.fused_step(buf.ring, buf.idx[i], x, buf.cond[i], buf.u[i], buf.inv_t, mode,
+                                out)
+            if mode != TEACHER:
+                buf.x.copy_(buf.classes[n - 1])
+            return
         for i in range(n):
             rows = buf.idx[i]
             torch.index_select(buf.ring, 1, rows, out=buf.past)

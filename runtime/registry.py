@@ -12,6 +12,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "torch": ("vocoder.runtime.torch_backend", "TorchBackend"),
     "native": ("vocoder.runtime.native_backend", "NativeBackend"),
     "cuda": ("vocoder.runtime.gpu_backend", "CudaBackend"),
+    "triton": ("vocoder.runtime.gpu_backend", "TritonBackend"),
     "tensorrt": ("vocoder.runtime.gpu_backend", "TensorRTBackend"),
 }
 DEFAULT_BACKEND = "onnxruntime"

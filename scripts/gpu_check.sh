@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks of the runtime in one command, for a machine that has an NVIDIA GPU but
 # maybe no network (the lent device machines): the GPU tests (cuda parity, graph replay =
-# eager, half-precision bounds; tensorrt where installed), then the GPU benchmark.
+# eager, half-precision bounds; the fused Triton step compiled; tensorrt where installed),
+# then the GPU benchmark (cuda and triton backends, eager and graph replay).
 #
 #   OUT=/some/dir bash scripts/gpu_check.sh [quick]
 #
@@ -27,7 +28,8 @@ cat "$out/gpu-env.txt"
 
 missing=$("$py" - <<'EOF'
 import importlib.util
-need = ["numpy", "torch", "onnx", "onnxruntime", "safetensors", "soundfile", "tqdm", "pytest"]
+# what the GPU tests and bench.gpu import (soundfile, numba etc. are not needed here)
+need = ["numpy", "torch", "onnx", "onnxruntime", "safetensors", "tqdm", "pytest"]
 print(" ".join(n for n in need if importlib.util.find_spec(n) is None))
 EOF
 )
@@ -43,10 +45,13 @@ fi
 # The package itself, without touching dependencies (works offline).
 "$py" -m pip install -q --no-deps --no-build-isolation -e . || exit 3
 
-"$py" -m pytest -q -rs tests/runtime/test_gpu_backend.py 2>&1 | tee "$out/gpu-tests.log"
+"$py" -m pytest -q -rs tests/runtime/test_gpu_backend.py tests/runtime/test_triton_step.py \
+  2>&1 | tee "$out/gpu-tests.log"
 tests=${PIPESTATUS[0]}
 
-bench_args=(--out "$out" --precision fp32,fp16,bf16)
+# BENCH_ARGS replaces the defaults, e.g. BENCH_ARGS="--backends triton --precision bf16".
+read -r -a bench_args <<< "${BENCH_ARGS:---precision fp32,fp16,bf16}"
+bench_args+=(--out "$out")
 if [ "${1:-}" = quick ]; then
   bench_args+=(--quick)
 fi

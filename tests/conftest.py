@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from vocoder.config import WaveNetConfig
+
+
+def _triton_mode() -> None:
+    """Without a GPU, Triton kernels run in Triton's interpreter, on CPU tensors. Triton
+    reads the switch when first imported, so it is set here, before any test imports it."""
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+_triton_mode()
 
 TINY = dict(residual_channels=8, gate_channels=16, skip_channels=16, layers=6, stacks=2,
             upsample_scales=(2, 3))

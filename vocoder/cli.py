@@ -153,8 +153,8 @@ def _cmd_doctor(args) -> int:
     print(f"cpu         {cpu_model()}, {os.cpu_count()} logical cores"
           + (f"; {caches}" if caches else "")
           + (f"; transparent huge pages: {huge_pages()}" if huge_pages() else ""))
-    for mod in ("numpy", "torch", "onnx", "onnxruntime", "numba", "tensorrt", "sounddevice",
-                "soxr"):
+    for mod in ("numpy", "torch", "onnx", "onnxruntime", "numba", "triton", "tensorrt",
+                "sounddevice", "soxr"):
         try:
             m = importlib.import_module(mod)
             print(f"{mod:<12}{getattr(m, '__version__', 'installed')}")
