@@ -53,9 +53,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke run: batches 1,8; 2 s; 1 repeat")
     p.add_argument("--out", default=str(RESULTS), help="folder for the JSON")
     args = p.parse_args(argv)
-    if args.quick:
-        args.batches, args.seconds, args.repeats, args.periods = "1,8", 2.0, 1, 1
-        args.fold_segments = "16"
+    if args.quick:  # new defaults; options given on the command line still win
+        p.set_defaults(batches="1,8", seconds=2.0, repeats=1, periods=1, fold_segments="16")
+        args = p.parse_args(argv)
     return args
 
 
@@ -253,17 +253,25 @@ def main(argv=None) -> int:
 
     card = torch.cuda.get_device_name(0)
     print(f"bench.gpu on {card} (CUDA {torch.version.cuda}, torch {torch.__version__})")
+    slug = "".join(c if c.isalnum() else "-" for c in card.lower()).strip("-")
+    path = Path(args.out) / f"gpu-{slug}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
+    trt_version = None
+    from vocoder.runtime.gpu_backend import TensorRTBackend
+
+    if TensorRTBackend.available()[0]:
+        import tensorrt
+
+        trt_version = tensorrt.__version__
     with tempfile.TemporaryDirectory() as tmp:
         bundle = load_bundle(args.bundle) if args.bundle else make_bundle(Path(tmp))
-        from vocoder.runtime.gpu_backend import TensorRTBackend
-
-        if TensorRTBackend.available()[0] and not (bundle.path / "step.onnx").is_file():
+        if trt_version and not (bundle.path / "step.onnx").is_file():
             from vocoder.export.exporter import export_bundle
 
             export_bundle(bundle.path)
             bundle = load_bundle(bundle.path)
         results, errors = {}, {}
-        for name, factory in variants(bundle, args):
+        todo = variants(bundle, args)
+        for i, (name, factory) in enumerate(todo):
             try:
                 with factory() as backend:
                     results[name] = measure(backend, name, args)
@@ -271,24 +279,22 @@ def main(argv=None) -> int:
                 errors[name] = f"{type(e).__name__}: {e}"
                 print(f"  {name}: FAILED {errors[name]}", file=sys.stderr)
             torch.cuda.empty_cache()
-        trt_version = None
-        if TensorRTBackend.available()[0]:
-            import tensorrt
-
-            trt_version = tensorrt.__version__
-        doc = {
-            "benchmark": "bench.gpu", "card": card, "cuda": torch.version.cuda,
-            "torch": torch.__version__, "tensorrt": trt_version,
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "bundle": str(args.bundle or "random weights, default preset, cond_channels=80"),
-            "config": bundle.config.to_dict(), "args": vars(args),
-            "targets": TARGETS, "summary": summary(results), "variants": results,
-            "errors": errors,
-        }
-    out = Path(args.out)
-    slug = "".join(c if c.isalnum() else "-" for c in card.lower()).strip("-")
-    path = out / f"gpu-{slug}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
-    write_text_atomic(path, json.dumps(doc, indent=2, default=str) + "\n")
+            doc = {
+                "benchmark": "bench.gpu", "card": card, "cuda": torch.version.cuda,
+                "torch": torch.__version__, "tensorrt": trt_version,
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "bundle": str(args.bundle or "random weights, default preset, "
+                              "cond_channels=80"),
+                "config": bundle.config.to_dict(), "args": vars(args),
+                "targets": TARGETS, "summary": summary(results), "variants": results,
+                "errors": errors,
+                # rewritten after every variant: a run cut short keeps what it measured
+                "complete": i == len(todo) - 1,
+            }
+            write_text_atomic(path, json.dumps(doc, indent=2, default=str) + "\n")
+    if not todo:
+        print("bench.gpu: no variant to measure (see the reasons above)", file=sys.stderr)
+        return 2
     for k, v in doc["summary"].items():
         print(f"{k:<40} {v if v is None else f'{v:,.4g}'}")
     print(f"wrote {path}")

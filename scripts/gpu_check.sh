@@ -10,7 +10,7 @@
 # test log, and the benchmark's gpu-<card>-<date>.json. Python packages the machine lacks
 # are installed from ./wheelhouse when there is one (pip download them beforehand on a
 # machine with network for the device's Python version); nothing is downloaded here.
-# "quick" runs the benchmark's smoke settings (about a minute) instead of the full run.
+# "quick" runs the benchmark's smoke settings (a few minutes) instead of the full stages.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-bench/results}"
@@ -49,13 +49,25 @@ fi
   2>&1 | tee "$out/gpu-tests.log"
 tests=${PIPESTATUS[0]}
 
-# BENCH_ARGS replaces the defaults, e.g. BENCH_ARGS="--backends triton --precision bf16".
-read -r -a bench_args <<< "${BENCH_ARGS:---precision fp32,fp16,bf16}"
-bench_args+=(--out "$out")
-if [ "${1:-}" = quick ]; then
-  bench_args+=(--quick)
+# The benchmark in stages, most telling first, each writing its own JSON as it goes, so a
+# run cut short by a time limit keeps what it measured. BENCH_ARGS="..." runs one stage
+# with those arguments instead, e.g. BENCH_ARGS="--backends triton --precision bf16".
+bench=0
+stage() {
+  echo "== python -m bench.gpu $*" | tee -a "$out/gpu-bench.log"
+  "$py" -m bench.gpu --out "$out" "$@" 2>&1 | tee -a "$out/gpu-bench.log"
+  local rc=${PIPESTATUS[0]}
+  [ "$rc" = 0 ] || bench=$rc
+}
+if [ -n "${BENCH_ARGS:-}" ]; then
+  read -r -a args <<< "$BENCH_ARGS"
+  stage "${args[@]}"
+elif [ "${1:-}" = quick ]; then
+  stage --quick --precision fp32,bf16
+else
+  stage --backends triton --precision fp32,bf16        # one kernel per step: the headline
+  stage --backends cuda --precision fp32               # torch step: eager vs graph replay
+  stage --backends cuda,tensorrt --precision fp16,bf16 --no-eager
 fi
-"$py" -m bench.gpu "${bench_args[@]}" 2>&1 | tee "$out/gpu-bench.log"
-bench=${PIPESTATUS[0]}
 echo "gpu tests exit $tests, gpu bench exit $bench"
 [ "$tests" = 0 ] && [ "$bench" = 0 ]

@@ -66,3 +66,32 @@ def test_unknown_backend_is_refused(bundle):
     args = gpu.parse_args(["--backends", "cuda,metal"])
     with pytest.raises(SystemExit, match="unknown backends"):
         gpu.variants(bundle, args)
+
+
+def test_main_writes_every_variant_and_keeps_going_after_a_failure(bundle, tmp_path,
+                                                                   monkeypatch):
+    """main() end to end with the GPU checks stood in: one variant on the CPU device, one
+    that fails; the JSON names the card, holds the measured variant and the error."""
+    import json
+
+    import torch
+
+    from vocoder.runtime import gpu_backend
+
+    def broken():
+        raise RuntimeError("graph capture failed")
+
+    monkeypatch.setattr(gpu_backend, "cuda_status", lambda: (True, "stand-in"))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Stand-in GPU 80GB")
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    monkeypatch.setattr(gpu, "variants", lambda b, a: [
+        ("cuda-fp32-eager", lambda: CudaBackend(b, device="cpu")), ("cuda-fp32-graph", broken)])
+    rc = gpu.main(["--quick", "--bundle", str(bundle.path), "--out", str(tmp_path),
+                   "--batches", "1", "--seconds", "0.01"])
+    assert rc == 1  # a variant failed
+    (path,) = tmp_path.glob("gpu-stand-in-gpu-80gb-*.json")
+    doc = json.loads(path.read_text())
+    assert doc["card"] == "Stand-in GPU 80GB" and doc["complete"] is True
+    assert list(doc["variants"]) == ["cuda-fp32-eager"]
+    assert doc["errors"] == {"cuda-fp32-graph": "RuntimeError: graph capture failed"}
+    assert doc["summary"]["cuda-fp32-eager best x_realtime"] > 0
