@@ -23,6 +23,8 @@ from vocoder.runtime.ring import RingLayout
 from vocoder.runtime.sampling import sample
 from vocoder.runtime.torch_backend import TorchBackend
 
+from .graph_emulator import EmulatedGraph, HostSyncInCapture, emulate_graphs
+
 HAS_CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU visible to torch "
                                 "(this torch build or machine has none)")
@@ -210,37 +212,46 @@ def test_condition_matches_reference(bundle, ref, cpu):
     assert b.shape == (2, 25, 10, 16) and np.abs(a - b).max() < 1e-6
 
 
-class _FakeGraph:
-    def __init__(self, loop, buf, mode):
-        self.loop, self.buf, self.mode, self.replays = loop, buf, mode, 0
-
-    def replay(self):
-        self.replays += 1
-        self.loop._steps(self.buf, self.loop.period, self.mode)
-
-
-def test_replay_bookkeeping_on_cpu(bundle, ref, monkeypatch):
-    """The graph path's staging (static buffers, phase rotation, full periods replayed,
-    eager tail) with a stand-in graph that replays the same steps eagerly."""
+def test_graph_replay_on_cpu_equals_reference(bundle, ref, monkeypatch):
+    """The graph path with emulated graphs (tests/runtime/graph_emulator.py: ops recorded
+    once with their tensors, replayed on the same memory, host syncs refused): static
+    buffers, phase rotation, full periods replayed, eager tails, and a temperature change
+    between chunks that the captured period must pick up from its buffer."""
     backend = CudaBackend(bundle, device="cpu")
     loop = backend.loop
-    graphs = {}
-
-    def fake_graph(buf, batch, mode):
-        return graphs.setdefault((batch, mode), _FakeGraph(loop, buf, mode))
-
-    monkeypatch.setattr(loop, "use_graphs", True)
-    monkeypatch.setattr(loop, "_graph", fake_graph)
+    emulate_graphs(monkeypatch, loop)
     B, T = 2, 75
     cond = random_cond(bundle.config, B, T, seed=8)
     u = uniforms(3, [0, 1], 0, T)
-    want, _ = run_chunks(ref, cond, u, 1.0, [])
-    got, _ = run_chunks(backend, cond, u, 1.0, [3, 40])  # phases 0, 3, 8 (mod 16)
-    assert (got == want).all()
-    assert graphs[(B, "sample")].replays == 4  # chunks 3, 37, 35: 0 + 2 + 2 full periods
+    state, s_ref = backend.new_state(B), ref.new_state(B)
+    for a, b, temp in [(0, 3, 1.0), (3, 40, 0.7), (40, 75, 1.0)]:  # phases 0, 3, 8 (mod 16)
+        got = backend.generate(cond[:, a:b], state, u[:, a:b], temp)
+        assert (got == ref.generate(cond[:, a:b], s_ref, u[:, a:b], temp)).all()
+    assert torch.allclose(state.ring, s_ref.ring, atol=1e-6)
+    graph = loop.buffers(B).graphs["sample"]
+    assert graph.replays == 4 and loop.captures == 1  # chunks 3, 37, 35: 0 + 2 + 2 periods
+    g, g_ref = backend.generate(cond, backend.new_state(B), u, 0.0), \
+        ref.generate(cond, ref.new_state(B), u, 0.0)
+    assert (g == g_ref).all()  # greedy: its own captured period
     x = np.random.default_rng(9).integers(0, 256, (B, T))
     lg = backend.teacher_force(cond, x, backend.new_state(B))
     assert np.abs(lg - ref.teacher_force(cond, x, ref.new_state(B))).max() < 1e-4
+    assert loop.captures == 3
+
+
+def test_graph_emulator_refuses_host_syncs_and_freezes_python_values():
+    """The emulator itself: a capture that reads a value on the host fails, and a Python
+    number read at capture stays what it was, as in a real graph."""
+    a = torch.ones(3)
+    with pytest.raises(HostSyncInCapture):
+        EmulatedGraph().capture(lambda: a.sum().item())
+    scale = [2.0]
+    out = torch.zeros(3)
+    g = EmulatedGraph()
+    g.capture(lambda: torch.mul(a, scale[0], out=out))
+    scale[0], a[:] = 5.0, 3.0
+    g.replay()
+    assert out.tolist() == [6.0, 6.0, 6.0]  # new data in the same memory, the old scalar
 
 
 @pytest.mark.parametrize("precision,bound", [("bf16", 5e-2), ("fp16", 1e-2)])

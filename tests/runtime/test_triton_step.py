@@ -24,6 +24,8 @@ from vocoder.runtime.triton_step import (
     triton_status,
 )
 
+from .graph_emulator import emulate_graphs
+
 HAS_TRITON, WHY_NOT = triton_status()
 HAS_CUDA = torch.cuda.is_available()
 pytestmark = pytest.mark.skipif(not HAS_TRITON, reason=WHY_NOT)
@@ -211,6 +213,24 @@ def test_one_launch_per_step(bundle, tri, monkeypatch):
     cond = random_cond(bundle.config, 2, 21)
     tri.generate(cond, tri.new_state(2), uniforms(0, range(2), 0, 21), 1.0)
     assert len(calls) == 21
+
+
+@runs_here
+def test_graph_replay_equals_reference_with_emulated_graphs(bundle, ref, monkeypatch):
+    """Captured periods (emulated: launches and ops recorded once with their tensors and
+    replayed on the same memory) across phases, a temperature change and greedy mode."""
+    tri = TritonBackend(bundle, device=str(DEVICE), graphs=False)
+    emulate_graphs(monkeypatch, tri.loop, launchers=[(tri.executor, "fused_step")])
+    B, T = 3, 75
+    cond = random_cond(bundle.config, B, T, seed=12)
+    u = uniforms(5, range(B), 0, T)
+    state, s_ref = tri.new_state(B), ref.new_state(B)
+    for a, b, temp in [(0, 5, 1.0), (5, 40, 0.8), (40, 75, 0.0)]:
+        got = tri.generate(cond[:, a:b], state, u[:, a:b], temp)
+        assert (got == ref.generate(cond[:, a:b], s_ref, u[:, a:b], temp)).all()
+    assert torch.allclose(state.ring.cpu(), s_ref.ring, atol=1e-5)
+    bufs = tri.loop.buffers(B)
+    assert bufs.graphs["sample"].replays == 2 and bufs.graphs["greedy"].replays == 2
 
 
 # -- errors ----------------------------------------------------------------------------------
