@@ -39,7 +39,10 @@ def wavenet_step(
     h = tl.load(emb_ptr + x[:, None] * RP + r[None, :]).to(tl.float32)  # (BB, RP)
     skip = tl.zeros((BB, SP), dtype=tl.float32)
     w_rg = r[:, None] * GHP + g[None, :]
-    for i in range(L):
+    # A while loop over a runtime L: Triton 3.6's interpreter cannot take range() of a
+    # runtime scalar, and a constexpr L let ptxas spill more (sm_90, fp32).
+    i = 0
+    while i < L:
         row = tl.load(rows_ptr + i)
         st = b[:, None] * state_bstride + row * R + r[None, :]
         past = tl.load(src_ptr + st, mask=sm, other=0.0).to(wdt).to(ddt)
@@ -60,6 +63,7 @@ def wavenet_step(
                       acc=skip, input_precision=PREC)
         h = tl.dot(z, tl.load(wr_ptr + i * (GHP * RP) + g[:, None] * RP + r[None, :]).to(ddt),
                    acc=h, input_precision=PREC) + tl.load(br_ptr + i * RP + r)[None, :]
+        i += 1
     skip = tl.maximum(skip + tl.load(bs_ptr + s)[None, :], 0.0).to(wdt).to(ddt)
     # The head in column blocks, so that no weight tile exceeds (SP, 64): the hidden
     # layer goes through a scratch row and comes back whole as the next product's input.

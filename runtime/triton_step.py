@@ -216,7 +216,7 @@ class TritonStep(StepExecutor):
 
     def _launch(self, x, cond_t, src, dst, rows, state_bstride, u, inv_t, logits, classes,
                 mode: int) -> None:
-        L, R, GH, _ = self.dims
+        L, _, GH, _ = self.dims
         w = self.w
         B = int(x.shape[0])
         grid = ((B + self.block_batch - 1) // self.block_batch,)
