@@ -54,6 +54,10 @@ class Backend(ABC):
     #: Rings kept per batch size for reuse (see :meth:`release_state`).
     POOLED_RINGS = 2
 
+    def stream_chunk(self) -> int:
+        """Samples per chunk when streaming, unless the caller says otherwise: 50 ms."""
+        return max(1, self.config.sample_rate // 20)
+
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
         self.config = bundle.config

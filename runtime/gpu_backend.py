@@ -137,6 +137,11 @@ class CudaBackend(Backend):
                            device=self.device)
 
     # -- the step loop ----------------------------------------------------------------
+    def stream_chunk(self) -> int:
+        # one captured period per chunk: a stream from t = 0 then only replays graphs,
+        # never runs an eager tail (D_max = 512 samples is 32 ms at 16 kHz)
+        return self.layout.period
+
     def _new_ring(self, batch):
         return self.loop.new_ring(batch)
 

@@ -161,13 +161,16 @@ class Vocoder:
 
     def stream(self, features=None, speaker: int | None = None, seed: int = 0,
                temperature: float = 1.0, *, gc=None, n_samples: int | None = None,
-               chunk: int = 800, normalize: bool = True) -> Iterator[np.ndarray]:
+               chunk: int | None = None, normalize: bool = True) -> Iterator[np.ndarray]:
         """Yield float32 audio chunks of ``chunk`` samples (the last may be shorter) as
         they are generated. No folding; conditioning is computed chunk by chunk, so memory
         stays bounded whatever the length. Concatenated, the chunks equal
-        ``synthesize(..., fold=False)`` with the same seed."""
+        ``synthesize(..., fold=False)`` with the same seed. chunk: default the backend's
+        (50 ms on the CPU; one D_max period, whole CUDA graphs, on the GPU backends)."""
         seed = _check_seed(seed)
         temperature = check_temperature(temperature)
+        if chunk is None:
+            chunk = self.backend.stream_chunk()
         if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
             raise VocoderError(f"chunk must be an int >= 1 (samples), got {chunk!r}")
         cond = self._conditioner(features, speaker, gc, n_samples, normalize)

@@ -386,9 +386,9 @@ def play(vocoder, features=None, *, speaker: int | None = None, seed: int = 0,
          trace: np.ndarray | None = None) -> PlaybackReport:
     """Generate with ``vocoder.stream`` and play live. ``out``: also write the played
     audio to this wav file (atomically, after playback). chunk: samples per generated
-    chunk (default 50 ms). trace: see :func:`play_chunks`."""
+    chunk (default: the backend's, 50 ms on the CPU). trace: see :func:`play_chunks`."""
     sr = vocoder.sample_rate
-    chunk = chunk or max(1, sr // 20)
+    chunk = chunk or vocoder.backend.stream_chunk()
     gen = vocoder.stream(features, speaker=speaker, seed=seed, temperature=temperature, gc=gc,
                          n_samples=n_samples, chunk=chunk, normalize=normalize)
     n = _stream_length(vocoder, features, n_samples)
@@ -414,7 +414,7 @@ def render(vocoder, features=None, *, out: str | Path, speaker: int | None = Non
     t0 = time.perf_counter()
     parts = list(vocoder.stream(features, speaker=speaker, seed=seed,
                                 temperature=temperature, gc=gc, n_samples=n_samples,
-                                chunk=chunk or max(1, sr // 20), normalize=normalize))
+                                chunk=chunk, normalize=normalize))
     dt = time.perf_counter() - t0
     audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     write_wav_atomic(out, audio, sr)

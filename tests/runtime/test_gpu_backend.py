@@ -174,6 +174,18 @@ def test_synthesize_folded_and_streamed_match_reference(bundle, ref, cpu):
     assert (np.concatenate(chunks) == Vocoder(ref).synthesize(feats, seed=3, fold=False)).all()
 
 
+def test_streams_whole_periods_by_default(bundle, ref, cpu):
+    """GPU backends stream one D_max period per chunk (whole graph replays); the CPU
+    backends 50 ms."""
+    from vocoder.api import Vocoder
+
+    feats = np.random.default_rng(22).standard_normal((30, 3)).astype(np.float32)
+    chunks = list(Vocoder(cpu).stream(feats, seed=3))
+    assert [len(c) for c in chunks] == [16] * 7 + [8]  # 120 samples, period 16
+    assert (np.concatenate(chunks) == Vocoder(ref).synthesize(feats, seed=3, fold=False)).all()
+    assert ref.stream_chunk() == bundle.config.sample_rate // 20
+
+
 def test_conditioning_stays_in_device_memory(bundle, ref, cpu, monkeypatch):
     """The engine's conditioning buffer is the backend's tensor, written in place by
     condition_into (no host array in between), and generate receives that tensor."""
