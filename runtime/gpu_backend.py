@@ -43,6 +43,16 @@ def cuda_status() -> tuple[bool, str]:
                   f"torch {torch.__version__}")
 
 
+def _with_gpu(library: tuple[bool, str], name: str) -> tuple[bool, str]:
+    """(usable, why) for a backend that needs a CUDA GPU and a library whose own
+    (usable, why) is ``library``: the GPU's reason first, since it matters most."""
+    ok, why = cuda_status()
+    ok_lib, why_lib = library
+    if not ok:
+        return False, why + ("" if ok_lib else f"; {name} is not installed either")
+    return ok_lib, f"{why_lib} on {why}" if ok_lib else why_lib
+
+
 def _device(device: str | torch.device) -> torch.device:
     try:
         dev = torch.device(device)
@@ -209,11 +219,7 @@ class TensorRTBackend(CudaBackend):
     def available() -> tuple[bool, str]:
         from vocoder.runtime.trt_engine import tensorrt_status
 
-        ok, why = cuda_status()
-        ok_trt, why_trt = tensorrt_status()
-        if not ok:
-            return False, why + ("" if ok_trt else "; TensorRT is not installed either")
-        return ok_trt, f"{why_trt} on {why}" if ok_trt else why_trt
+        return _with_gpu(tensorrt_status(), "TensorRT")
 
     def __init__(self, bundle, precision: str = "fp16", graphs: bool | None = None,
                  device: str = "cuda", threads: int | None = None):
@@ -272,11 +278,7 @@ class TritonBackend(CudaBackend):
     def available() -> tuple[bool, str]:
         from vocoder.runtime.triton_step import triton_status
 
-        ok, why = cuda_status()
-        ok_tr, why_tr = triton_status()
-        if not ok:
-            return False, why + ("" if ok_tr else "; Triton is not installed either")
-        return ok_tr, f"{why_tr} on {why}" if ok_tr else why_tr
+        return _with_gpu(triton_status(), "Triton")
 
     def __init__(self, bundle, device: str = "cuda", precision: str = "fp32",
                  graphs: bool | None = None, threads: int | None = None,

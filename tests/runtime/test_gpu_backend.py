@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from vocoder.bundle import load_bundle, save_bundle
-from vocoder.config import WaveNetConfig
 from vocoder.errors import VocoderError
 from vocoder.model import WaveNet
 from vocoder.runtime import engine, gpu_loop, registry, trt_engine
@@ -24,6 +23,7 @@ from vocoder.runtime.sampling import sample
 from vocoder.runtime.torch_backend import TorchBackend
 
 from .graph_emulator import EmulatedGraph, HostSyncInCapture, emulate_graphs
+from .loop_helpers import make_config, random_cond, run_chunks
 
 HAS_CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU visible to torch "
@@ -31,13 +31,6 @@ needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU visible t
 HAS_TRT = trt_engine.tensorrt_status()[0]
 needs_trt = pytest.mark.skipif(not (HAS_CUDA and HAS_TRT),
                                reason="needs a CUDA GPU and the tensorrt package (>= 10)")
-
-
-def make_config(**overrides) -> WaveNetConfig:
-    # 2 stacks of 1..16: period 16, ring 62 slots; tiny channels keep steps fast.
-    base = dict(residual_channels=8, gate_channels=16, skip_channels=16, layers=10, stacks=2,
-                dilation_limit=16, cond_channels=3, upsample_scales=(2, 2))
-    return WaveNetConfig(**{**base, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -57,20 +50,6 @@ def ref(bundle):
 @pytest.fixture(scope="module")
 def cpu(bundle):
     return CudaBackend(bundle, device="cpu")
-
-
-def random_cond(cfg, B, T, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((B, T, cfg.layers, cfg.gate_channels)).astype(np.float32)
-
-
-def run_chunks(backend, cond, u, temperature, cuts):
-    """Free-running generation cut into chunks at ``cuts``."""
-    state = backend.new_state(cond.shape[0])
-    edges = [0, *cuts, cond.shape[1]]
-    out = [backend.generate(cond[:, a:b], state, u[:, a:b], temperature)
-           for a, b in zip(edges[:-1], edges[1:])]
-    return np.concatenate(out, axis=1), state
 
 
 # -- pure pieces ----------------------------------------------------------------------------

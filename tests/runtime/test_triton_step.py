@@ -25,6 +25,7 @@ from vocoder.runtime.triton_step import (
 )
 
 from .graph_emulator import emulate_graphs
+from .loop_helpers import assert_matches_reference, make_config, random_cond, run_chunks
 
 HAS_TRITON, WHY_NOT = triton_status()
 HAS_CUDA = torch.cuda.is_available()
@@ -36,13 +37,6 @@ runs_here = pytest.mark.skipif(DEVICE.type == "cpu" and not interpreting(),
                                "triton was imported")
 needs_cuda = pytest.mark.skipif(DEVICE.type != "cuda", reason="needs a CUDA GPU (compiled "
                                 "Triton kernels)")
-
-
-def make_config(**overrides) -> WaveNetConfig:
-    # period 16 as in test_gpu_backend; channels that are powers of two
-    base = dict(residual_channels=8, gate_channels=16, skip_channels=16, layers=10, stacks=2,
-                dilation_limit=16, cond_channels=3, upsample_scales=(2, 2))
-    return WaveNetConfig(**{**base, **overrides})
 
 
 #: Channels that are not powers of two (padding), fewer classes, period 4.
@@ -76,19 +70,6 @@ def ref(bundle):
 @pytest.fixture(scope="module")
 def tri(bundle):
     return TritonBackend(bundle, device=str(DEVICE), graphs=False)
-
-
-def random_cond(cfg, B, T, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((B, T, cfg.layers, cfg.gate_channels)).astype(np.float32)
-
-
-def run_chunks(backend, cond, u, temperature, cuts):
-    state = backend.new_state(cond.shape[0])
-    edges = [0, *cuts, cond.shape[1]]
-    out = [backend.generate(cond[:, a:b], state, u[:, a:b], temperature)
-           for a, b in zip(edges[:-1], edges[1:])]
-    return np.concatenate(out, axis=1), state
 
 
 # -- packing ---------------------------------------------------------------------------------
@@ -170,25 +151,14 @@ def test_free_running_classes_match_reference(bundle, ref, tri, B, cuts, tempera
 
 
 @runs_here
-def test_odd_sizes_through_the_loop():
+def test_odd_sizes_through_the_loop(tmp_path):
     """Padded channels, 100 classes, period 4: teacher forcing and sampling."""
     cfg = make_config(**ODD)
-    model = random_model(cfg, seed=5)
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        save_bundle(model, cfg, tmp)
-        b = load_bundle(tmp)
-        ref, tri = TorchBackend(b), TritonBackend(b, device=str(DEVICE), graphs=False)
-        B, T = 2, 23
-        cond = random_cond(cfg, B, T, seed=6)
-        x = np.random.default_rng(6).integers(0, 100, (B, T))
-        want = ref.teacher_force(cond, x, ref.new_state(B))
-        assert np.abs(tri.teacher_force(cond, x, tri.new_state(B)) - want).max() < 1e-4
-        u = uniforms(3, range(B), 0, T)
-        got, _ = run_chunks(tri, cond, u, 1.0, [9])
-        assert (got == run_chunks(ref, cond, u, 1.0, [])[0]).all()
-        assert got.max() < 100
+    save_bundle(random_model(cfg, seed=5), cfg, tmp_path)
+    b = load_bundle(tmp_path)
+    tri = TritonBackend(b, device=str(DEVICE), graphs=False)
+    got = assert_matches_reference(tri, TorchBackend(b), B=2, T=23, seed=6, cuts=[9])
+    assert got.max() < 100
 
 
 @runs_here
@@ -276,11 +246,5 @@ def test_compiled_matches_reference_at_default_sizes(tmp_path):
     cfg = make_config(residual_channels=64, gate_channels=128, skip_channels=128)
     save_bundle(random_model(cfg), cfg, tmp_path)
     b = load_bundle(tmp_path)
-    ref, tri = TorchBackend(b), TritonBackend(b, precision="fp32")
-    B, T = 3, 50
-    cond = random_cond(cfg, B, T, seed=9)
-    x = np.random.default_rng(9).integers(0, 256, (B, T))
-    want = ref.teacher_force(cond, x, ref.new_state(B))
-    assert np.abs(tri.teacher_force(cond, x, tri.new_state(B)) - want).max() < 1e-4
-    u = uniforms(9, range(B), 0, T)
-    assert (run_chunks(tri, cond, u, 1.0, [20])[0] == run_chunks(ref, cond, u, 1.0, [])[0]).all()
+    tri = TritonBackend(b, precision="fp32")
+    assert_matches_reference(tri, TorchBackend(b), B=3, T=50, seed=9, cuts=[20])
