@@ -42,6 +42,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--trt-precision", default="fp16", help="tensorrt precisions (fp32, fp16)")
     p.add_argument("--backends", default="cuda,triton,tensorrt",
                    help="which GPU backends to measure, comma-separated")
+    p.add_argument("--triton-launch", default="16x8",
+                   help="triton launch shapes to compare, BLOCK_BATCHxNUM_WARPS, comma-"
+                   "separated (the first is the default variant; others graph replay only)")
     p.add_argument("--batches", default="1,2,4,8,16,32,64,128,256")
     p.add_argument("--periods", type=int, default=4,
                    help="D_max periods timed per throughput point (graph variants)")
@@ -61,6 +64,19 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v.strip()]
+
+
+def _launches(text: str) -> list[tuple[int, int]]:
+    """"16x8,32x4" -> [(16, 8), (32, 4)] (block_batch, num_warps)."""
+    out = []
+    for item in text.split(","):
+        try:
+            bb, nw = (int(v) for v in item.strip().lower().split("x"))
+        except ValueError:
+            raise SystemExit(f"bench.gpu: --triton-launch wants BLOCK_BATCHxNUM_WARPS "
+                             f"items such as 16x8, got {item!r}") from None
+        out.append((bb, nw))
+    return out
 
 
 def _sync():
@@ -179,11 +195,21 @@ def variants(bundle, args):
             print(f"{name}: skipped ({why})", file=sys.stderr)
             continue
         for prec in args.precision.split(","):
+            kw = {}
+            if name == "triton":
+                bb, nw = _launches(args.triton_launch)[0]
+                kw = {"block_batch": bb, "num_warps": nw}
             if not args.no_eager:
-                out.append((f"{name}-{prec}-eager",
-                            lambda c=cls, p=prec: c(bundle, precision=p, graphs=False)))
-            out.append((f"{name}-{prec}-graph",
-                        lambda c=cls, p=prec: c(bundle, precision=p, graphs=True)))
+                out.append((f"{name}-{prec}-eager", lambda c=cls, p=prec, kw=kw: c(
+                    bundle, precision=p, graphs=False, **kw)))
+            out.append((f"{name}-{prec}-graph", lambda c=cls, p=prec, kw=kw: c(
+                bundle, precision=p, graphs=True, **kw)))
+            if name == "triton":
+                for bb, nw in _launches(args.triton_launch)[1:]:
+                    out.append((f"triton-{prec}-bb{bb}w{nw}-graph",
+                                lambda p=prec, bb=bb, nw=nw: TritonBackend(
+                                    bundle, precision=p, graphs=True, block_batch=bb,
+                                    num_warps=nw)))
     ok, why = TensorRTBackend.available() if "tensorrt" in wanted else (False, None)
     if ok:
         for prec in args.trt_precision.split(","):

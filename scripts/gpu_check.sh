@@ -67,7 +67,7 @@ if [ -n "${BENCH_ARGS:-}" ]; then
 elif [ "${1:-}" = quick ]; then
   stage --quick --precision fp32,bf16
 else
-  stage --backends triton --precision fp32,bf16        # one kernel per step: the headline
+  stage --backends triton --precision fp32,bf16 --triton-launch 16x8,32x8  # the headline
   stage --backends cuda --precision fp32               # torch step: eager vs graph replay
   if [ "${FULL:-0}" = 1 ]; then  # a few more minutes: the torch step in half precision
     stage --backends cuda,tensorrt --precision fp16,bf16 --no-eager

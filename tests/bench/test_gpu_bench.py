@@ -95,3 +95,37 @@ def test_main_writes_every_variant_and_keeps_going_after_a_failure(bundle, tmp_p
     assert list(doc["variants"]) == ["cuda-fp32-eager"]
     assert doc["errors"] == {"cuda-fp32-graph": "RuntimeError: graph capture failed"}
     assert doc["summary"]["cuda-fp32-eager best x_realtime"] > 0
+
+
+def test_variants_names_and_triton_launch_shapes(bundle, monkeypatch):
+    for cls in (CudaBackend, TritonBackend):
+        monkeypatch.setattr(cls, "available", staticmethod(lambda: (True, "stand-in")))
+    args = gpu.parse_args(["--backends", "cuda,triton", "--precision", "fp32,bf16",
+                           "--triton-launch", "16x8,32x4"])
+    names = [n for n, _ in gpu.variants(bundle, args)]
+    assert names == ["cuda-fp32-eager", "cuda-fp32-graph", "cuda-bf16-eager", "cuda-bf16-graph",
+                     "triton-fp32-eager", "triton-fp32-graph", "triton-fp32-bb32w4-graph",
+                     "triton-bf16-eager", "triton-bf16-graph", "triton-bf16-bb32w4-graph"]
+    with pytest.raises(SystemExit, match="BLOCK_BATCHxNUM_WARPS"):
+        gpu.variants(bundle, gpu.parse_args(["--backends", "triton", "--triton-launch", "32"]))
+
+
+def test_triton_launch_shapes_reach_the_backend(bundle, monkeypatch):
+    from vocoder.runtime import gpu_backend
+
+    made = []
+
+    class Recording:
+        available = staticmethod(lambda: (True, "stand-in"))
+
+        def __init__(self, bundle, **kwargs):
+            made.append(kwargs)
+
+    monkeypatch.setattr(gpu_backend, "TritonBackend", Recording)
+    args = gpu.parse_args(["--backends", "triton", "--triton-launch", "16x8,32x2"])
+    for _, factory in gpu.variants(bundle, args):
+        factory()
+    assert made == [
+        {"precision": "fp32", "graphs": False, "block_batch": 16, "num_warps": 8},
+        {"precision": "fp32", "graphs": True, "block_batch": 16, "num_warps": 8},
+        {"precision": "fp32", "graphs": True, "block_batch": 32, "num_warps": 2}]
