@@ -12,7 +12,7 @@
 # machine with network for the device's Python version); nothing is downloaded here.
 # "quick" runs the benchmark's smoke settings (a few minutes) instead of the stages; FULL=1
 # adds a third stage. Estimated on an H100 (not measured: no GPU run yet): tests 1-2 min,
-# triton stage 1-2 min, cuda fp32 stage 3-4 min, FULL's stage 3 min.
+# triton stage 2-3 min, cuda fp32 stage 3-4 min, FULL's stage 3 min.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-bench/results}"
