@@ -89,14 +89,15 @@ def compile_step(cfg, precision: str, arch: int = 90, block_batch: int = 16,
     Returns shared_bytes, registers, spill_stores_bytes, spill_loads_bytes, stack_bytes
     (None where this Triton does not print ptxas's log) and seconds.
     """
-    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+    from vocoder.runtime.triton_step import interpreting, kernel_constants
+
+    if interpreting():
         raise RuntimeError("TRITON_INTERPRET is set: this process cannot compile kernels")
     import torch
     import triton
     from triton.backends.compiler import GPUTarget
 
     from vocoder.runtime.triton_kernel import wavenet_step
-    from vocoder.runtime.triton_step import kernel_constants
 
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
     constants = kernel_constants(cfg, dtype, block_batch, MODES[mode])

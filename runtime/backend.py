@@ -54,10 +54,6 @@ class Backend(ABC):
     #: Rings kept per batch size for reuse (see :meth:`release_state`).
     POOLED_RINGS = 2
 
-    def stream_chunk(self) -> int:
-        """Samples per chunk when streaming, unless the caller says otherwise: 50 ms."""
-        return max(1, self.config.sample_rate // 20)
-
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
         self.config = bundle.config
@@ -91,6 +87,10 @@ class Backend(ABC):
         return np.empty((batch, steps, cfg.layers, cfg.gate_channels), np.float32)
 
     # -- the step loop ----------------------------------------------------------------
+    def stream_chunk(self) -> int:
+        """Samples per chunk when streaming, unless the caller says otherwise: 50 ms."""
+        return max(1, self.config.sample_rate // 20)
+
     def new_state(self, batch: int) -> StepState:
         """Fresh state for ``batch`` streams: zero rings, previous class = silence.
 

@@ -283,11 +283,12 @@ class TritonBackend(CudaBackend):
     def __init__(self, bundle, device: str = "cuda", precision: str = "fp32",
                  graphs: bool | None = None, threads: int | None = None,
                  block_batch: int = 16, num_warps: int = 8):
-        self._launch = {"block_batch": block_batch, "num_warps": num_warps}
+        self._launch_shape = {"block_batch": block_batch, "num_warps": num_warps}
         super().__init__(bundle, device=device, precision=precision, graphs=graphs,
                          threads=threads)
 
     def _executor(self) -> StepExecutor:
         from vocoder.runtime.triton_step import TritonStep
 
-        return TritonStep(self.model, DTYPES[self.precision], self.device, **self._launch)
+        return TritonStep(self.model, DTYPES[self.precision], self.device,
+                          **self._launch_shape)

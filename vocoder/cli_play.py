@@ -88,7 +88,8 @@ def register(sub) -> None:
                    "(see --list-devices)")
     s.add_argument("--latency", default="high",
                    help="device latency: 'low', 'high' (default) or seconds")
-    s.add_argument("--chunk", type=int, help="samples per generated chunk (default 50 ms)")
+    s.add_argument("--chunk", type=int, help="samples per generated chunk (default: the "
+                   "backend's; 50 ms on the CPU)")
     s.add_argument("--list-devices", action="store_true", help="list output devices and exit")
     s.add_argument("--out", help="also write the audio to this .wav (works without a device)")
     s.add_argument("--speaker", type=int)

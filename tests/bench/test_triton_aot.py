@@ -32,10 +32,11 @@ def test_default_model_compiles_for_h100_without_gross_spills(tmp_path):
         ("fp32", "sample"), ("fp32", "logits"), ("bf16", "sample"), ("bf16", "logits")]
     for k in kernels:
         assert 0 < k["shared_bytes"] <= H100_SHARED_BYTES
-        if k["registers"] is not None:  # ptxas's report, where this Triton prints it
-            assert k["registers"] <= 255
-            # "ieee" fp32 dots spilled ~40 KB per thread; a few words are harmless
-            assert k["spill_stores_bytes"] < 1024, k
+        # ptxas's report, which Triton prints under TRITON_DUMP_PTXAS_LOG
+        assert k["registers"] is not None, "ptxas's log was not captured"
+        assert k["registers"] <= 255
+        # "ieee" fp32 dots spilled 18.9 KB per thread; a few words are harmless
+        assert k["spill_stores_bytes"] < 1024, k
 
 
 def test_interpreting_process_refuses_to_compile(monkeypatch):
