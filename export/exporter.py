@@ -58,7 +58,11 @@ def compare_with_torch(bundle: Bundle, paths: dict[str, Path], batch: int = 2,
     # condition: whole utterance, and a crop
     feed, targs = {}, {}
     if cfg.cond_channels:
-        feed["features"] = rng.standard_normal((B, n_frames, cfg.cond_channels), np.float32)
+        feed["features"] = rng.standard_normal((B, n_frames, cfg.cond_input_channels),
+                                               np.float32)
+        if cfg.excitation:  # voicing flags and start phases as the runtime gives them
+            feed["features"][..., cfg.vuv_feature] = rng.integers(0, 2, (B, n_frames))
+            feed["features"][..., -1] = rng.uniform(0, 2 * np.pi, (B, n_frames))
         targs["features"] = torch.from_numpy(feed["features"])
     if cfg.n_speakers:
         feed["speaker"] = rng.integers(0, cfg.n_speakers, B).astype(np.int64)

@@ -22,6 +22,7 @@ ALLOWED_OPS = frozenset({
     "Gather", "Transpose", "MatMul", "Gemm", "Add", "Mul", "Sub", "Tanh", "Sigmoid", "Relu",
     "Concat", "Split", "Reshape", "Unsqueeze", "ConvTranspose", "Slice", "Expand",
     "Softmax", "CumSum", "Less", "Cast", "ReduceSum", "Min", "Identity", "Conv",
+    "Exp", "Sin", "Cos",
 })
 
 DEFAULT_OPSET = 17
@@ -153,8 +154,13 @@ def condition_graph(cfg: WaveNetConfig, w: CondWeights, *, opset: int = DEFAULT_
                           g.const(np.array([2], np.int64), "e")])
     if D:
         inputs.insert(0, helper.make_tensor_value_info("features", TensorProto.FLOAT,
-                                                       ["B", "Tf", D]))
-        c = g.op("Transpose", ["features"], perm=[0, 2, 1])  # (B, D, Tf)
+                                                       ["B", "Tf", cfg.cond_input_channels]))
+        feats = "features"
+        if cfg.excitation:
+            feats = g.op("Slice", ["features", g.const(np.array([0], np.int64), "s"),
+                                   g.const(np.array([D], np.int64), "e"),
+                                   g.const(np.array([2], np.int64), "ax")])
+        c = g.op("Transpose", [feats], perm=[0, 2, 1])  # (B, D, Tf)
         if w.cond_in is not None:
             c = g.op("Conv", [c, g.const(w.cond_in[0], "in_w"), g.const(w.cond_in[1], "in_b")],
                      kernel_shape=[3], pads=[1, 1])
@@ -163,6 +169,8 @@ def condition_graph(cfg: WaveNetConfig, w: CondWeights, *, opset: int = DEFAULT_
             # pads crop the (n+1)*s full output to n*s starting at s//2, as in the model.
             c = g.op("ConvTranspose", [c, g.const(weight, "up_w"), g.const(b, "up_b")],
                      kernel_shape=[2 * s], strides=[s], pads=[s // 2, s - s // 2])
+        if cfg.excitation:
+            c = g.op("Concat", [c, _excitation(g, cfg)], axis=1)  # (B, C + 2H, T)
         c = g.op("Slice", [c, start, stop, g.const(np.array([2], np.int64), "ax")])
         c = g.op("MatMul", [g.op("Transpose", [c], perm=[0, 2, 1]), g.const(w.proj, "proj")])
         # Reshape to (B, n, L, G) before the bias, so that the last node (the Add) writes
@@ -181,3 +189,26 @@ def condition_graph(cfg: WaveNetConfig, w: CondWeights, *, opset: int = DEFAULT_
             name="cond_reshape"))
     outputs = [helper.make_tensor_value_info("cond", TensorProto.FLOAT, ["B", "T", L, G])]
     return _model(g, inputs, outputs, "wavenet_condition", opset, meta or {})
+
+
+def _excitation(g: _G, cfg: WaveNetConfig) -> str:
+    """The F0 excitation (B, 2H, Tf * hop) from ``features`` (B, Tf, D + 1), with the same
+    operations in the same order as :func:`vocoder.excitation.excitation`."""
+    hop, H, D = cfg.hop_length, cfg.excitation, cfg.cond_channels
+    f32 = lambda v: np.array(v, np.float32)
+    col = lambda i: g.op("Gather", ["features", g.const(np.array(i, np.int64), "col")],
+                         axis=2)  # (B, Tf)
+    unsq = lambda t: g.op("Unsqueeze", [t, g.const(np.array([2], np.int64), "ax")])
+    flat = lambda t: g.op("Reshape", [t, g.const(np.array([0, 1, -1], np.int64), "shape")])
+    f0 = g.op("Exp", [g.op("Add", [g.op("Mul", [col(cfg.f0_feature),
+                                                 g.const(f32(cfg.log_f0_std), "std")]),
+                                   g.const(f32(cfg.log_f0_mean), "mean")])])
+    rate = g.op("Mul", [f0, g.const(f32(2.0 * np.pi / cfg.sample_rate), "rad")])
+    n = g.const(np.arange(hop, dtype=np.float32), "n")
+    phase = flat(g.op("Add", [unsq(col(D)), g.op("Mul", [unsq(rate), n])]))  # (B, 1, T)
+    mp = g.op("Mul", [phase, g.const(np.arange(1, H + 1, dtype=np.float32)[None, :, None],
+                                     "harmonics")])  # (B, H, T)
+    voiced = flat(g.op("Mul", [unsq(col(cfg.vuv_feature)),
+                               g.const(np.ones(hop, np.float32), "ones")]))  # (B, 1, T)
+    return g.op("Mul", [g.op("Concat", [g.op("Sin", [mp]), g.op("Cos", [mp])], axis=1),
+                        voiced])

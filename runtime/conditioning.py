@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vocoder.config import cond_context_frames
+from vocoder.excitation import append_phase, frame_phase, log_f0_column
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,10 @@ class Conditioner:
         self.gc = None if gc is None else np.asarray(gc, dtype=np.float32)[None]
         self.n_samples = n_samples
         self.context = cond_context_frames(cfg)
+        # The excitation's running phase, once for the whole utterance (one float a
+        # frame): every window then carries its own start phase exactly.
+        self.phase = None if not cfg.excitation else frame_phase(
+            log_f0_column(features, cfg, normalized=normalize is None), cfg)
         self._constant = None
         if not cfg.cond_channels:
             # Without local conditioning the bias is the same for every sample.
@@ -66,9 +71,12 @@ class Conditioner:
         return Window(f0, f1, s0 - f0 * hop, e - f0 * hop, s1 - e)
 
     def frames(self, w: Window) -> np.ndarray:
-        """Normalised features (f1 - f0, D) of a window."""
+        """The model's conditioning input for a window: normalised features
+        (f1 - f0, D), with the frame-phase column (D + 1) when the model has an
+        excitation input."""
         f = self.features[w.f0:w.f1]
-        return f if self.normalize is None else self.normalize(f)
+        f = f if self.normalize is None else self.normalize(f)
+        return f if self.phase is None else append_phase(f, self.phase[w.f0:w.f1])
 
     def fill(self, s0: int, s1: int, out: np.ndarray) -> None:
         """Write cond for ``[s0, s1)`` into ``out`` (s1 - s0, L, G) without a condition

@@ -16,6 +16,8 @@ CONFIGS = [
     make_config(cond_channels=3, n_speakers=2, gc_channels=3, upsample_scales=(3,)),
     make_config(residual_channels=6, gate_channels=10, skip_channels=5, layers=5, stacks=1,
                 quantization_channels=64),
+    make_config(cond_channels=4, n_speakers=2, upsample_scales=(2, 3), excitation=2,
+                f0_feature=1, vuv_feature=3, log_f0_mean=5.0, log_f0_std=0.3),
 ]
 
 
@@ -25,7 +27,11 @@ def _inputs(cfg, B=2, T=None, seed=0):
     T = T or 8 * hop * 3
     kw = {}
     if cfg.cond_channels:
-        kw["features"] = torch.randn(B, -(-T // hop), cfg.cond_channels, generator=g)
+        tf = -(-T // hop)
+        kw["features"] = torch.randn(B, tf, cfg.cond_input_channels, generator=g)
+        if cfg.excitation:  # voicing flags and frame phases, as the data gives them
+            kw["features"][..., cfg.vuv_feature] = torch.randint(0, 2, (B, tf), generator=g)
+            kw["features"][..., -1] = torch.rand(B, tf, generator=g) * 6.28
     if cfg.n_speakers:
         kw["speaker"] = torch.randint(0, cfg.n_speakers, (B,), generator=g)
     if cfg.gc_channels:
@@ -74,7 +80,7 @@ def test_receptive_field_exact(cfg):
     assert not changed(t - rf)
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(6))
 def test_step_loop_with_ring_equals_forward(seed):
     rng = np.random.default_rng(seed)
     layers_per_stack = int(rng.integers(1, 5))
@@ -86,6 +92,9 @@ def test_step_loop_with_ring_equals_forward(seed):
                       cond_channels=int(rng.integers(1, 5)), n_speakers=3,
                       gc_channels=int(rng.integers(0, 3)),
                       upsample_scales=tuple(int(s) for s in rng.integers(2, 4, size=2)))
+    if seed >= 4:  # with the F0 excitation input
+        cfg = cfg.replace(excitation=seed - 3, f0_feature=0, vuv_feature=cfg.cond_channels - 1,
+                          log_f0_mean=4.5, log_f0_std=0.5)
     m = _model(cfg, seed)
     x, kw = _inputs(cfg, B=2, T=5 * cfg.hop_length, seed=seed)
     T = x.shape[1]
@@ -149,3 +158,40 @@ def test_missing_conditioning_is_a_clear_error():
         m(x, speaker=kw["speaker"], gc=kw["gc"])
     with pytest.raises(ValueError, match="speakers"):
         m(x, features=kw["features"], gc=kw["gc"])
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+@pytest.mark.parametrize("keep", [1, 7, 40])
+def test_forward_keep_gives_the_last_positions(cfg, keep):
+    """Training asks only for the lossed positions; each layer then skips what they do
+    not depend on, and the result must equal the full forward's tail."""
+    m = _model(cfg)
+    x, kw = _inputs(cfg, T=receptive_field(cfg) + 40)
+    with torch.no_grad():
+        full = m(x, **kw)
+        tail = m(x, **kw, keep=keep, channels_last=True)
+    assert tail.shape == (2, keep, cfg.quantization_channels)
+    torch.testing.assert_close(tail.transpose(1, 2), full[..., -keep:], rtol=0, atol=1e-5)
+
+
+def test_forward_keep_gradients_match_full_forward():
+    cfg = CONFIGS[6]
+    m = _model(cfg)
+    x, kw = _inputs(cfg, T=receptive_field(cfg) + 30)
+    target = torch.randint(0, cfg.quantization_channels, (2, 30))
+    grads = []
+    for keep in (None, 30):
+        m.zero_grad()
+        logits = m(x, **kw, keep=keep, channels_last=True)[:, -30:]
+        torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten()).backward()
+        grads.append({n: p.grad.clone() for n, p in m.named_parameters()})
+    for name, g in grads[0].items():
+        torch.testing.assert_close(grads[1][name], g, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_excitation_input_width_is_checked():
+    cfg = CONFIGS[6]
+    m = _model(cfg)
+    x, kw = _inputs(cfg)
+    with pytest.raises(ValueError, match="frame phase"):
+        m(x, features=kw["features"][..., :-1], speaker=kw["speaker"])

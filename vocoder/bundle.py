@@ -83,6 +83,7 @@ def save_bundle(model, config: WaveNetConfig, path: str | Path,
         if feature_spec.hop_length != config.hop_length:
             raise VocoderError(f"feature spec hop {feature_spec.hop_length} != model hop "
                                f"{config.hop_length} (product of upsample_scales)")
+        check_excitation_spec(config, feature_spec, "save_bundle")
     state = {k: v.detach().to("cpu").float().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path / WEIGHTS_FILE) as tmp:
         save_file(state, str(tmp))
@@ -148,6 +149,7 @@ def load_bundle(path: str | Path) -> Bundle:
         if config.cond_channels and spec.dim != config.cond_channels:
             raise VocoderError(f"{cfg_path}: feature spec has {spec.dim} features but the model "
                                f"has cond_channels={config.cond_channels}")
+        check_excitation_spec(config, spec, cfg_path)
     weights_path = path / doc["weights"].get("file", WEIGHTS_FILE)
     if not weights_path.is_file():
         raise VocoderError(f"{weights_path}: missing; a bundle needs its weights")
@@ -186,12 +188,25 @@ def expected_shapes(cfg: WaveNetConfig) -> dict[str, tuple[int, ...]]:
         for i, s in enumerate(cfg.upsample_scales):
             shapes[f"upsample.convs.{i}.weight"] = (C, C, 2 * s)
             shapes[f"upsample.convs.{i}.bias"] = (C,)
-        shapes["cond_proj.weight"] = (L * G, C, 1)
+        shapes["cond_proj.weight"] = (L * G, C + 2 * cfg.excitation, 1)
     if cfg.n_speakers:
         shapes["speaker_embed.weight"] = (cfg.n_speakers, L * G)
     if cfg.gc_channels:
         shapes["gc_proj.weight"] = (L * G, cfg.gc_channels)
     return shapes
+
+
+def check_excitation_spec(cfg: WaveNetConfig, spec: FeatureSpec | None, where) -> None:
+    """The excitation reads log-F0 from raw features with the spec's normalisation and
+    from normalised ones with the config's: both must be the same."""
+    if not cfg.excitation or spec is None:
+        return
+    i = cfg.f0_feature
+    if not (np.isclose(spec.mean[i], cfg.log_f0_mean, rtol=1e-6, atol=1e-9)
+            and np.isclose(spec.std[i], cfg.log_f0_std, rtol=1e-6, atol=1e-9)):
+        raise VocoderError(f"{where}: the excitation's log-F0 normalisation "
+                           f"({cfg.log_f0_mean}, {cfg.log_f0_std}) differs from the feature "
+                           f"spec's for {spec.names[i]!r} ({spec.mean[i]}, {spec.std[i]})")
 
 
 def _check_shapes(cfg: WaveNetConfig, weights: dict[str, np.ndarray], where: Path) -> None:

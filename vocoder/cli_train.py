@@ -11,6 +11,20 @@ from pathlib import Path
 def _cmd_train(args: argparse.Namespace) -> int:
     from vocoder.train import load_preset, train
 
+    if args.bundle_from_checkpoint is not None:
+        from vocoder.train.trainer import bundle_from_checkpoint
+
+        step = None if args.bundle_from_checkpoint == "last" else int(
+            args.bundle_from_checkpoint)
+        path = bundle_from_checkpoint(args.out, args.bundle_from_checkpoint_to
+                                      or Path(args.out) / f"bundle-step{step or 'last'}",
+                                      step, export=not args.no_export)
+        print(f"wrote {path}")
+        return 0
+    if not args.data:
+        from vocoder.errors import VocoderError
+
+        raise VocoderError("vocoder train needs --data DIR (a dataset directory)")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     preset = None if args.resume else load_preset(args.config)
     if args.resume and args.config:
@@ -47,7 +61,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     s = subparsers.add_parser("train", help="train a WaveNet on a dataset directory")
-    s.add_argument("--data", required=True, help="dataset directory (corpus.json + "
+    s.add_argument("--data", help="dataset directory (corpus.json + "
                    "manifest.jsonl), e.g. from `vocoder corpus espeak`")
     s.add_argument("--out", required=True, help="run directory: log, checkpoints, bundle/")
     s.add_argument("--config", help="preset JSON {\"model\": {...}, \"train\": {...}} "
@@ -59,6 +73,12 @@ def register(subparsers) -> None:
     s.add_argument("--no-export", action="store_true",
                    help="write the final bundle without its ONNX graphs")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--bundle-from-checkpoint", metavar="STEP|last",
+                   help="instead of training: write the bundle of a checkpoint in --out "
+                   "(EMA weights), e.g. to evaluate an unfinished run")
+    s.add_argument("--bundle-to", dest="bundle_from_checkpoint_to", metavar="DIR",
+                   help="where --bundle-from-checkpoint writes (default: "
+                   "OUT/bundle-stepN)")
     s.set_defaults(func=_cmd_train)
 
     s = subparsers.add_parser("evaluate", help="NLL, F0/V-UV error, MCD and pitch control "

@@ -32,6 +32,14 @@ class WaveNetConfig:
     ``cond_hidden`` instead of ``cond_channels`` per layer); 0 upsamples the raw features.
     Global conditioning is a speaker id (``n_speakers`` > 0) and/or an arbitrary fixed
     vector of ``gc_channels`` values (e.g. multi-hot music tags); both can be present.
+
+    ``excitation`` = H > 0 adds a sample-rate input to the local conditioning: sine and
+    cosine of the first H harmonics of the running F0 phase, zero when unvoiced
+    (:mod:`vocoder.excitation`). F0 is read from the features: column ``f0_feature`` is
+    log-F0 (natural log of Hz) normalised with ``log_f0_mean``/``log_f0_std``, column
+    ``vuv_feature`` the voicing flag. The model's conditioning input then has one more
+    column than the features, the phase at each frame's start
+    (:attr:`cond_input_channels`).
     """
 
     sample_rate: int = 16000
@@ -47,6 +55,11 @@ class WaveNetConfig:
     cond_hidden: int = 64
     n_speakers: int = 0
     gc_channels: int = 0
+    excitation: int = 0
+    f0_feature: int = -1
+    vuv_feature: int = -1
+    log_f0_mean: float = 0.0
+    log_f0_std: float = 1.0
 
     def __post_init__(self) -> None:
         # Lists arrive from JSON; keep the dataclass hashable and immutable.
@@ -60,7 +73,8 @@ class WaveNetConfig:
 
         for name in ("sample_rate", "quantization_channels", "residual_channels",
                      "gate_channels", "skip_channels", "layers", "stacks", "dilation_limit",
-                     "cond_channels", "cond_hidden", "n_speakers", "gc_channels"):
+                     "cond_channels", "cond_hidden", "n_speakers", "gc_channels",
+                     "excitation", "f0_feature", "vuv_feature"):
             value = getattr(self, name)
             need(isinstance(value, int) and not isinstance(value, bool),
                  f"{name} must be an int, got {value!r}")
@@ -87,12 +101,31 @@ class WaveNetConfig:
                  "upsample_scales must not be empty when cond_channels > 0")
         need(all(isinstance(s, int) and s >= 2 for s in self.upsample_scales),
              f"every upsample scale must be an int >= 2, got {self.upsample_scales}")
+        for name in ("log_f0_mean", "log_f0_std"):
+            value = getattr(self, name)
+            need(isinstance(value, (int, float)) and not isinstance(value, bool)
+                 and math.isfinite(value), f"{name} must be a finite number, got {value!r}")
+        need(self.excitation >= 0, "excitation must be >= 0 (0 = no F0 excitation input)")
+        if self.excitation:
+            need(self.cond_channels > 0, "excitation needs local conditioning (F0 features)")
+            # -1: not located yet (training fills them in from the dataset's names).
+            for name in ("f0_feature", "vuv_feature"):
+                need(-1 <= getattr(self, name) < self.cond_channels,
+                     f"excitation needs {name} in 0..{self.cond_channels - 1} (or -1 until "
+                     f"the data gives it), got {getattr(self, name)}")
+            need(self.log_f0_std > 0, f"log_f0_std must be > 0, got {self.log_f0_std}")
 
     # -- derived geometry -------------------------------------------------------------
     @property
     def hop_length(self) -> int:
         """Samples per feature frame: the product of the upsampling scales."""
         return math.prod(self.upsample_scales) if self.upsample_scales else 1
+
+    @property
+    def cond_input_channels(self) -> int:
+        """Columns of the model's conditioning input: the features, plus the frame phase
+        when the model has an F0 excitation input."""
+        return self.cond_channels + (1 if self.excitation else 0)
 
     @property
     def layers_per_stack(self) -> int:

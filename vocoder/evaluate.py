@@ -43,6 +43,49 @@ _CENTS = 1200.0 / math.log(2.0)
 _MCD_K = 10.0 / math.log(10.0) * math.sqrt(2.0)
 
 
+def nll_by_voicing(model, utterances: list, vuv_feature: int | None
+                   ) -> tuple[dict[str, Any], list[float]]:
+    """Teacher-forced NLL in bits per sample of whole utterances, over all samples and
+    split by the voicing flag of each sample's frame (column ``vuv_feature`` of the
+    utterance's features; None: no split).
+
+    utterances: :class:`vocoder.train.data.Utterance` with the model's conditioning input.
+    Returns ``nll_bits_per_sample``, ``nll_voiced_bits``, ``nll_unvoiced_bits`` and the
+    voiced fraction of the samples (None where there is nothing to average), and the bits
+    per sample of each utterance.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from vocoder.train.data import collate, whole_utterance
+
+    hop = model.cfg.hop_length
+    sums = {"all": [0.0, 0], "voiced": [0.0, 0], "unvoiced": [0.0, 0]}
+    per = []
+    model.eval()
+    with torch.no_grad():
+        for u in utterances:
+            g = collate([whole_utterance(u, model.cfg)])[0]
+            spk = torch.from_numpy(g.speaker) if model.cfg.n_speakers else None
+            logits = model(torch.from_numpy(g.x), torch.from_numpy(g.features), spk, None,
+                           g.frame_offset, channels_last=True)[0]
+            nats = F.cross_entropy(logits, torch.from_numpy(g.target[0]),
+                                   reduction="none").double().numpy()
+            per.append(float(nats.mean() / math.log(2.0)))
+            sums["all"][0] += nats.sum()
+            sums["all"][1] += len(nats)
+            if vuv_feature is not None:
+                voiced = np.repeat(u.features[:, vuv_feature] > 0.5, hop)[: len(nats)]
+                for key, mask in (("voiced", voiced), ("unvoiced", ~voiced)):
+                    sums[key][0] += nats[mask].sum()
+                    sums[key][1] += int(mask.sum())
+    bits = {k: (v[0] / v[1] / math.log(2.0) if v[1] else None) for k, v in sums.items()}
+    return {"nll_bits_per_sample": bits["all"], "nll_voiced_bits": bits["voiced"],
+            "nll_unvoiced_bits": bits["unvoiced"],
+            "voiced_fraction": sums["voiced"][1] / sums["all"][1] if sums["all"][1] else None
+            }, per
+
+
 def _pyworld():
     """pyworld, or None. Goes through the feature module's import (which works around
     old pyworld releases needing pkg_resources) when it is there."""
@@ -122,13 +165,11 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
     dict (see the module docstring), also written as JSON to ``out`` when given;
     generated audio goes to ``audio_dir`` when given.
     """
-    import torch
-
     from vocoder.api import Vocoder
     from vocoder.data.corpus import load_manifest
+    from vocoder.excitation import with_phase
     from vocoder.mulaw import quantize
     from vocoder.train.data import Utterance
-    from vocoder.train.trainer import validation_bits
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise VocoderError(f"n must be an int >= 0, got {n!r}")
@@ -166,12 +207,10 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
             audio, feats = ds.load(e)
             f = spec.normalize(feats) if spec is not None else feats.astype(np.float32)
             utts.append(Utterance(e.id, e.speaker or 0,
-                                  quantize(audio, cfg.quantization_channels), f))
-        with torch.no_grad():
-            per = [validation_bits(model, [u], torch.device("cpu")) for u in utts]
-        n_samples = [len(u.classes) for u in utts]
-        result["nll_bits_per_sample"] = (float(np.dot(per, n_samples) / sum(n_samples))
-                                         if utts else None)
+                                  quantize(audio, cfg.quantization_channels),
+                                  with_phase(f, cfg)))
+        nll, per = nll_by_voicing(model, utts, names.index("vuv") if "vuv" in names else None)
+        result.update(nll)
         result["nll_utterances"] = len(utts)
         del model
 
@@ -285,6 +324,10 @@ def format_report(result: dict[str, Any]) -> str:
              f"{'-' * 46}",
              f"{'NLL, teacher forced (bits/sample)':<34}"
              f"{fmt(_round(result.get('nll_bits_per_sample'), 4)):>12}",
+             f"{'  in voiced frames':<34}"
+             f"{fmt(_round(result.get('nll_voiced_bits'), 4)):>12}",
+             f"{'  in unvoiced frames':<34}"
+             f"{fmt(_round(result.get('nll_unvoiced_bits'), 4)):>12}",
              f"{'  utterances scored':<34}{result.get('nll_utterances', 0):>12}",
              f"{'utterances synthesised':<34}{result.get('synthesized', 0):>12}",
              f"{'real-time factor':<34}{fmt(result.get('realtime_factor')):>12}"]

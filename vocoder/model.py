@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vocoder.config import WaveNetConfig, dilations
+from vocoder.excitation import excitation
 
 
 def _triangle_kernel(scale: int) -> torch.Tensor:
@@ -61,6 +62,9 @@ class WaveNet(nn.Module):
     def __init__(self, cfg: WaveNetConfig):
         super().__init__()
         self.cfg = cfg
+        if cfg.excitation and min(cfg.f0_feature, cfg.vuv_feature) < 0:
+            raise ValueError("a model with an excitation input needs f0_feature and "
+                             "vuv_feature (training fills them in from the feature names)")
         R, G, S, A, L = (cfg.residual_channels, cfg.gate_channels, cfg.skip_channels,
                          cfg.quantization_channels, cfg.layers)
         self.dilation_list = dilations(cfg)
@@ -81,7 +85,8 @@ class WaveNet(nn.Module):
             if cfg.cond_hidden:
                 self.cond_in = nn.Conv1d(cfg.cond_channels, C, 3, padding=1)
             self.upsample = Upsampler(C, cfg.upsample_scales)
-            self.cond_proj = nn.Conv1d(C, L * G, 1, bias=False)
+            # Input channels: the upsampled features, then the excitation (sin, cos).
+            self.cond_proj = nn.Conv1d(C + 2 * cfg.excitation, L * G, 1, bias=False)
         if cfg.n_speakers:
             # V^T h with h one-hot is a lookup: one row of L*G biases per speaker.
             self.speaker_embed = nn.Embedding(cfg.n_speakers, L * G)
@@ -116,17 +121,8 @@ class WaveNet(nn.Module):
         bias = self._global_bias(batch, speaker, gc)[:, :, None]
         if not self.cfg.cond_channels:
             return bias.expand(-1, -1, n_samples)
-        if features is None:
-            raise ValueError(f"this model needs features (B, Tf, {self.cfg.cond_channels})")
-        c = features.transpose(1, 2)  # (B, D, Tf)
-        if self.cfg.cond_hidden:
-            c = torch.tanh(self.cond_in(c))  # (B, C, Tf)
-        c = self.upsample(c)  # (B, C, Tf*hop)
-        start = frame_offset * self.cfg.hop_length
-        if c.shape[-1] < start + n_samples:
-            raise ValueError(f"features cover {c.shape[-1] - start} samples after the "
-                             f"offset, {n_samples} requested")
-        return self.cond_proj(c[..., start:start + n_samples]) + bias
+        c = self._frame_cond(n_samples, features, frame_offset).transpose(1, 2)
+        return self.cond_proj(c) + bias
 
     def condition(self, features: torch.Tensor | None = None,
                   speaker: torch.Tensor | None = None, n_samples: int | None = None,
@@ -152,28 +148,95 @@ class WaveNet(nn.Module):
         return c.reshape(batch, cfg.layers, cfg.gate_channels, n_samples).permute(0, 3, 1, 2)
 
     # -- training ---------------------------------------------------------------------
+    def _frame_cond(self, n_samples: int, features: torch.Tensor | None,
+                    frame_offset: int) -> torch.Tensor | None:
+        """Upsampled local conditioning (and the excitation), channels last:
+        (B, T, C + 2 * excitation), or None without local conditioning."""
+        cfg = self.cfg
+        if not cfg.cond_channels:
+            return None
+        D = cfg.cond_input_channels
+        if features is None or features.shape[-1] != D:
+            got = "none" if features is None else f"{features.shape[-1]} columns"
+            raise ValueError(f"this model needs features (B, Tf, {D}), got {got}"
+                             + (" (features + the frame phase column: see "
+                                "vocoder.excitation.with_phase)" if cfg.excitation else ""))
+        c = features[..., :cfg.cond_channels].transpose(1, 2)  # (B, D, Tf)
+        if cfg.cond_hidden:
+            c = torch.tanh(self.cond_in(c))
+        c = self.upsample(c)  # (B, C, Tf*hop)
+        if cfg.excitation:
+            c = torch.cat([c, excitation(features, cfg)], dim=1)
+        start = frame_offset * cfg.hop_length
+        if c.shape[-1] < start + n_samples:
+            raise ValueError(f"features cover {c.shape[-1] - start} samples after the "
+                             f"offset, {n_samples} requested")
+        return c[..., start:start + n_samples].transpose(1, 2)
+
     def forward(self, x: torch.Tensor, features: torch.Tensor | None = None,
                 speaker: torch.Tensor | None = None,
-                gc: torch.Tensor | None = None, frame_offset: int = 0) -> torch.Tensor:
+                gc: torch.Tensor | None = None, frame_offset: int = 0,
+                keep: int | None = None, channels_last: bool = False) -> torch.Tensor:
         """Teacher-forced parallel pass.
 
         x (B, T) int64: the class of the *previous* sample at each position.
         features (B, Tf, D) with (Tf - frame_offset) * hop >= T; speaker (B,);
-        gc (B, gc_channels). Returns logits (B, A, T) for the sample at each position.
+        gc (B, gc_channels). Returns the logits of the last ``keep`` positions (all T by
+        default): (B, A, keep), or (B, keep, A) with ``channels_last``.
+
+        Written for training speed on the CPU, and equal to :meth:`step` run over the
+        sequence: activations are channels-last (every 1x1 conv is one GEMM over B*T
+        rows), each layer computes only the positions that the kept outputs depend on,
+        the kernel-2 dilated conv and the layer's conditioning projection are one GEMM
+        over ``[h(t - d), h(t), c(t)]``, and the skip convs of all layers are one GEMM.
+        Nothing slices a tensor that spans all layers, whose backward would zero-fill the
+        whole of it once per layer.
         """
         cfg = self.cfg
         B, T = x.shape
-        cond = self._cond_channels_first(B, T, features, speaker, gc, frame_offset)
-        G = cfg.gate_channels
-        h = self.embed(x).transpose(1, 2)  # (B, R, T)
-        skip = 0
-        for i, (conv, d) in enumerate(zip(self.dilated, self.dilation_list)):
-            a = conv(F.pad(h, (d, 0))) + cond[:, i * G:(i + 1) * G]
-            z = torch.tanh(a[:, : G // 2]) * torch.sigmoid(a[:, G // 2:])
-            skip = skip + self.skip[i](z)
-            if i < cfg.layers - 1:
-                h = h + self.residual[i](z)
-        return self.head2(F.relu(self.head1(F.relu(skip))))
+        keep = T if keep is None else keep
+        if not 0 < keep <= T:
+            raise ValueError(f"keep must be in 1..{T}, got {keep}")
+        start = T - keep
+        G, L = cfg.gate_channels, cfg.layers
+        c = self._frame_cond(T, features, frame_offset)  # (B, T, C) or None
+        bias = self._global_bias(B, speaker, gc).reshape(B, 1, L, G).unbind(2)
+        cond_w = self.cond_proj.weight[:, :, 0].reshape(L, G, -1).unbind(0) \
+            if c is not None else None
+        # How far back of the kept positions layer i's output is still needed.
+        later = [sum(self.dilation_list[i + 1:]) for i in range(L)]
+        h = self.embed(x)  # (B, T, R), covering positions [o, T)
+        o = 0
+        kept_z = []
+        for i, d in enumerate(self.dilation_list):
+            n = max(0, start - later[i])  # first position this layer computes
+            if n - d >= o:
+                past = h[:, n - d - o: T - d - o]
+            else:  # only at the sequence start (o == 0): causal zero padding
+                past = F.pad(h[:, : max(0, T - d)], (0, 0, min(d - n, T - n), 0))
+            w = self.dilated[i].weight  # (G, R, 2): tap 0 sees t - d, tap 1 sees t
+            parts, weights = [past, h[:, n - o:]], [w[:, :, 0], w[:, :, 1]]
+            if c is not None:
+                parts.append(c[:, n:])
+                weights.append(cond_w[i])
+            a = F.linear(torch.cat(parts, -1), torch.cat(weights, 1)) + bias[i]
+            zt, zs = a.chunk(2, -1)
+            z = torch.tanh(zt) * torch.sigmoid(zs)  # (B, T - n, G/2)
+            kept_z.append(z[:, start - n:])
+            if i < L - 1:
+                res = self.residual[i]
+                h = h[:, n - o:] + F.linear(z, res.weight[:, :, 0], res.bias)
+                o = n
+        skip_w = torch.cat([s.weight[:, :, 0] for s in self.skip], 1)  # (S, L*G/2)
+        # A sum of the biases whose backward gives each its own gradient tensor: with
+        # stack().sum() they would all alias one expanded tensor, which DDP's in-place
+        # averaging then divides once per alias.
+        ones = torch.ones(1, L, dtype=skip_w.dtype, device=skip_w.device)
+        skip_b = (ones @ torch.stack([s.bias for s in self.skip]))[0]
+        skip = F.linear(torch.cat(kept_z, -1), skip_w, skip_b)  # (B, keep, S)
+        out = F.relu(F.linear(F.relu(skip), self.head1.weight[:, :, 0], self.head1.bias))
+        logits = F.linear(out, self.head2.weight[:, :, 0], self.head2.bias)  # (B, keep, A)
+        return logits if channels_last else logits.transpose(1, 2)
 
     # -- generation -------------------------------------------------------------------
     def step(self, x: torch.Tensor, cond_t: torch.Tensor,

@@ -158,3 +158,51 @@ def test_cli_bad_steps_is_a_clear_error(data, tmp_path, capsys):
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "r"), "--steps", "0",
                  "-q", "--device", "cpu"]) == 2
     assert "steps must be >= 1" in capsys.readouterr().err
+
+
+def test_excitation_model_trains_and_its_bundle_runs(data, tmp_path):
+    """The F0 columns and their normalisation come from the data; every backend gets the
+    phase column from the runtime and matches the torch reference."""
+    preset = Preset({**tiny_model_fields(), "excitation": 2}, TrainConfig(
+        batch_size=4, crop_frames=8, lr=3e-3, warmup_steps=3, steps=4, val_every=4,
+        checkpoint_every=2))
+    res = train(data, tmp_path / "run", preset, progress=False, device="cpu")
+    voc = Vocoder.load(res.bundle, backend="onnxruntime")
+    cfg, spec = voc.config, voc.feature_spec
+    assert (cfg.excitation, cfg.f0_feature, cfg.vuv_feature) == (2, 0, 1)
+    assert (cfg.log_f0_mean, cfg.log_f0_std) == pytest.approx((spec.mean[0], spec.std[0]))
+    assert voc.bundle.weights["cond_proj.weight"].shape[1] == cfg.cond_hidden + 4
+    feats = np.load(data / "feats" / "utt004.npy")[:12]
+    audio = voc.synthesize(feats, speaker=1, seed=0, fold=False)
+    ref = Vocoder.load(res.bundle, backend="torch").synthesize(feats, speaker=1, seed=0)
+    np.testing.assert_array_equal(audio, ref)
+
+
+def test_data_for_model_appends_the_frame_phase(data):
+    from vocoder.config import WaveNetConfig
+    from vocoder.excitation import config_fields
+    from vocoder.train.data import load_train_data
+
+    d = load_train_data(data)
+    cfg = WaveNetConfig(**{**tiny_model_fields(), "cond_channels": 3, "excitation": 1,
+                           **config_fields(d.spec)})
+    m = d.for_model(cfg)
+    u, v = d.train[0], m.train[0]
+    assert v.features.shape == (u.n_frames, 4)
+    np.testing.assert_array_equal(v.features[:, :3], u.features)
+    assert v.features[0, 3] == 0.0 and np.all(np.diff(v.features[:5, 3]) != 0)
+    assert d.for_model(cfg.replace(excitation=0)) is d
+
+
+def test_bundle_from_checkpoint(data, tmp_path):
+    from vocoder.train.trainer import bundle_from_checkpoint
+
+    train(data, tmp_path / "run", _preset(steps=4, checkpoint_every=2, ema_decay=0.5),
+          stop_at=4, export=False, progress=False, device="cpu")
+    path = bundle_from_checkpoint(tmp_path / "run", tmp_path / "b2", step=2)
+    voc = Vocoder.load(path)
+    assert voc.bundle.training["steps"] == 2 and voc.bundle.training["weights"] == "ema"
+    ema = load_checkpoint(list_checkpoints(tmp_path / "run")[0][1])["ema"]
+    assert torch.equal(torch.from_numpy(voc.bundle.weights["head2.bias"]), ema["head2.bias"])
+    with pytest.raises(VocoderError, match="no checkpoint of step 3"):
+        bundle_from_checkpoint(tmp_path / "run", tmp_path / "b3", step=3)

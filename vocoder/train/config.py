@@ -160,8 +160,10 @@ def load_preset(path: str | Path | None) -> Preset:
         train = TrainConfig.from_dict(doc.get("train", {}))
         # Validate the model part now (with placeholders for the dataset-given fields), so
         # that a typo fails before the data is loaded.
-        Preset(model, train).model_config(model.get("cond_channels") or 0,
-                                          model.get("n_speakers") or 0)
+        # (An excitation input needs local conditioning; F0's columns come from the data.)
+        Preset(model, train).model_config(
+            model.get("cond_channels") or (1 if model.get("excitation") else 0),
+            model.get("n_speakers") or 0)
     except VocoderError as e:
         raise VocoderError(f"{path}: {e}") from None
     return Preset(model, train)

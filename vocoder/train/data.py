@@ -29,6 +29,7 @@ crops of equal shape into tensors, and the trainer runs one forward per group.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ import numpy as np
 
 from vocoder.config import WaveNetConfig, cond_context_frames, receptive_field
 from vocoder.errors import VocoderError
+from vocoder.excitation import with_phase
 from vocoder.features.spec import FeatureSpec
 from vocoder.mulaw import quantize, silence_class
 
@@ -95,6 +97,13 @@ class Group:
     @property
     def n_targets(self) -> int:
         return int((self.target != IGNORE).sum())
+
+    @property
+    def keep(self) -> int:
+        """Trailing positions that hold every lossed sample of the group: the forward
+        computes logits for these only (the rest is receptive-field context)."""
+        lossed = (self.target != IGNORE).any(axis=0)
+        return int(len(lossed) - np.argmax(lossed)) if lossed.any() else 1
 
 
 def context_frames(cfg: WaveNetConfig) -> int:
@@ -208,6 +217,18 @@ class TrainData:
     @property
     def feature_dim(self) -> int:
         return self.spec.dim
+
+    def for_model(self, cfg: WaveNetConfig) -> TrainData:
+        """The data as the model reads it: with the frame-phase column appended to every
+        utterance's features when the model has an F0 excitation input."""
+        if not cfg.excitation:
+            return self
+
+        def add(u: Utterance) -> Utterance:
+            return dataclasses.replace(u, features=with_phase(u.features, cfg))
+
+        return dataclasses.replace(self, train=[add(u) for u in self.train],
+                                   test=[add(u) for u in self.test])
 
     def check_model(self, cfg: WaveNetConfig) -> None:
         """Raise if the model cannot be trained on this data."""

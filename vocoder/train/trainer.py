@@ -40,10 +40,12 @@ import torch.nn.functional as F
 
 from vocoder.config import WaveNetConfig
 from vocoder.errors import VocoderError
+from vocoder.excitation import config_fields as excitation_fields
 from vocoder.fileio import atomic_path, write_text_atomic
 from vocoder.model import WaveNet
 from vocoder.train.config import Preset, TrainConfig
 from vocoder.train.data import (
+    IGNORE,
     CropSampler,
     Group,
     TrainData,
@@ -141,10 +143,13 @@ def accumulate_gradients(model: torch.nn.Module, groups: list[Group], device: to
         sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") \
             else model.no_sync()
         x, target, feats, spk = _to(g, device)
+        keep = g.keep
         with sync:
             with autocast or contextlib.nullcontext():
-                logits = model(x, feats, _speaker_arg(model, spk), None, g.frame_offset)
-            loss = F.cross_entropy(logits.float(), target, ignore_index=-100,
+                logits = model(x, feats, _speaker_arg(model, spk), None, g.frame_offset,
+                               keep=keep, channels_last=True)  # (B, keep, A)
+            loss = F.cross_entropy(logits.float().flatten(0, 1),
+                                   target[:, -keep:].flatten(), ignore_index=IGNORE,
                                    reduction="sum") / total
             (scaler.scale(loss) if scaler is not None else loss).backward()
         loss_sum += float(loss.detach())
@@ -162,8 +167,10 @@ def validation_bits(model: WaveNet, utterances: list[Utterance], device: torch.d
     for utt in utterances:
         g = collate([whole_utterance(utt, model.cfg)])[0]
         x, target, feats, spk = _to(g, device)
-        logits = model(x, feats, spk if model.cfg.n_speakers else None, None, g.frame_offset)
-        nats += float(F.cross_entropy(logits.float(), target, reduction="sum"))
+        logits = model(x, feats, spk if model.cfg.n_speakers else None, None, g.frame_offset,
+                       channels_last=True)
+        nats += float(F.cross_entropy(logits.float().flatten(0, 1), target.flatten(),
+                                      reduction="sum"))
         count += g.n_targets
     model.train(was_training)
     return nats / count / LN2
@@ -405,6 +412,8 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
     dims = _dataset_dims(Path(data_dir)) if not resume else None
     cfg, tcfg, state = _resolve_configs(run_dir, preset, resume, steps, dims)
     data = load_train_data(data_dir, cfg.quantization_channels, max_test=tcfg.val_utterances)
+    if cfg.excitation and state is None:
+        cfg = cfg.replace(**excitation_fields(data.spec))
     data.check_model(cfg)
     if state is not None and state.get("feature_spec") is not None \
             and state["feature_spec"] != data.spec.to_dict():
@@ -414,6 +423,7 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
         run_dir.mkdir(parents=True, exist_ok=True)
     _barrier(info)
 
+    model_data = data.for_model(cfg)
     random.seed(tcfg.seed + info.rank)
     np.random.seed(tcfg.seed + info.rank)  # noqa: NPY002 (the legacy global, for others)
     torch.manual_seed(tcfg.seed)  # same initial weights on every rank
@@ -429,7 +439,7 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
     use_amp = info.device.type == "cuda" and tcfg.amp != "off"
     amp_dtype = torch.bfloat16 if tcfg.amp == "bf16" else torch.float16
     scaler = torch.amp.GradScaler("cuda") if use_amp and tcfg.amp == "fp16" else None
-    sampler = CropSampler(shard(data.train, info.rank, info.world), cfg, tcfg.crop_frames,
+    sampler = CropSampler(shard(model_data.train, info.rank, info.world), cfg, tcfg.crop_frames,
                           tcfg.batch_size, seed=_sampler_seed(tcfg.seed, info.rank))
     step, elapsed_before, metrics = 0, 0.0, {}
     if state is not None:
@@ -449,7 +459,7 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
             log.warning("resuming with %d processes instead of %d: crops are reseeded, so "
                         "the run will not repeat the uninterrupted one exactly",
                         info.world, len(rngs))
-            sampler = CropSampler(shard(data.train, info.rank, info.world), cfg,
+            sampler = CropSampler(shard(model_data.train, info.rank, info.world), cfg,
                                   tcfg.crop_frames, tcfg.batch_size,
                                   seed=_sampler_seed(tcfg.seed + step, info.rank))
         log.info("resumed from step %d", step)
@@ -517,10 +527,10 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
             else:
                 row = None
             if step % tcfg.val_every == 0 or step == tcfg.steps:
-                if info.main and data.test:
+                if info.main and model_data.test:
                     if ema is not None:
                         eval_model.load_state_dict(ema.state_dict())
-                    metrics["val_bits"] = validation_bits(eval_model, data.test, info.device)
+                    metrics["val_bits"] = validation_bits(eval_model, model_data.test, info.device)
                     row = row or {"step": step, "time_s": round(
                         elapsed_before + time.perf_counter() - t_start, 2)}
                     row["val_bits"] = round(metrics["val_bits"], 5)
@@ -602,6 +612,41 @@ def write_run_bundle(model: WaveNet, cfg: WaveNetConfig, tcfg: TrainConfig, data
         # that loading says "run vocoder export" rather than "stale".
         for old in path.glob("*.onnx"):
             old.unlink()
+    return path
+
+
+def bundle_from_checkpoint(run_dir: str | Path, out: str | Path, step: int | None = None,
+                           export: bool = True) -> Path:
+    """Write the bundle of a checkpoint of ``run_dir`` (the newest, or ``step``'s) into
+    ``out``: the EMA weights when the run keeps them, with the run's feature spec, so an
+    unfinished run can be listened to and evaluated."""
+    from vocoder.bundle import save_bundle
+    from vocoder.features.spec import FeatureSpec
+
+    ckpts = dict(list_checkpoints(run_dir))
+    if not ckpts:
+        raise VocoderError(f"no checkpoint in {Path(run_dir) / 'checkpoints'}")
+    if step is not None and step not in ckpts:
+        raise VocoderError(f"no checkpoint of step {step} in {run_dir}; there are "
+                           f"{sorted(ckpts)}")
+    step = max(ckpts) if step is None else step
+    state = load_checkpoint(ckpts[step])
+    cfg = WaveNetConfig.from_dict(state["model_config"])
+    tcfg = TrainConfig.from_dict(state["train_config"])
+    model = WaveNet(cfg)
+    model.load_state_dict(state["ema"] if state.get("ema") is not None else state["model"])
+    spec = state.get("feature_spec")
+    training = {"run": str(run_dir), "steps": step, "of_steps": tcfg.steps,
+                "metrics": {k: round(v, 5) for k, v in (state.get("metrics") or {}).items()},
+                "time_s": round(float(state.get("elapsed_s", 0.0)), 1),
+                "weights": "ema" if state.get("ema") is not None else "final",
+                "train_config": tcfg.to_dict()}
+    path = save_bundle(model, cfg, out, feature_spec=None if spec is None
+                       else FeatureSpec.from_dict(spec), training=training)
+    if export:
+        from vocoder.export.exporter import export_bundle
+
+        export_bundle(path)
     return path
 
 
