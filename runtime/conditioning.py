@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vocoder.config import cond_context_frames
+from vocoder.errors import VocoderError
 from vocoder.excitation import append_phase, frame_phase, log_f0_column
 
 
@@ -40,7 +41,8 @@ class Conditioner:
     """
 
     def __init__(self, backend, features: np.ndarray | None, speaker: int | None,
-                 gc: np.ndarray | None, n_samples: int, normalize=None):
+                 gc: np.ndarray | None, n_samples: int, normalize=None,
+                 vuv_feature: int | None = None):
         self.backend = backend
         cfg = backend.config
         self.cfg = cfg
@@ -54,6 +56,9 @@ class Conditioner:
         # frame): every window then carries its own start phase exactly.
         self.phase = None if not cfg.excitation else frame_phase(
             log_f0_column(features, cfg, normalized=normalize is None), cfg)
+        # Which feature column is the voicing flag (for a lower voiced temperature).
+        self.vuv_feature = vuv_feature if vuv_feature is not None else (
+            cfg.vuv_feature if cfg.excitation else None)
         self._constant = None
         if not cfg.cond_channels:
             # Without local conditioning the bias is the same for every sample.
@@ -77,6 +82,19 @@ class Conditioner:
         f = self.features[w.f0:w.f1]
         f = f if self.normalize is None else self.normalize(f)
         return f if self.phase is None else append_phase(f, self.phase[w.f0:w.f1])
+
+    def voicing(self, s0: int, s1: int) -> np.ndarray:
+        """(s1 - s0,) bool: whether each sample's frame is voiced (False past the end)."""
+        if self.vuv_feature is None or self.features is None:
+            raise VocoderError("a voiced temperature needs a voicing feature ('vuv'), "
+                               "and this model's features have none")
+        hop = self.cfg.hop_length
+        out = np.zeros(s1 - s0, bool)
+        e = min(s1, self.n_samples)
+        if e > s0:
+            frames = np.arange(s0, e) // hop
+            out[: e - s0] = self.features[frames, self.vuv_feature] > 0.5
+        return out
 
     def fill(self, s0: int, s1: int, out: np.ndarray) -> None:
         """Write cond for ``[s0, s1)`` into ``out`` (s1 - s0, L, G) without a condition

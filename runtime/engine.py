@@ -61,10 +61,14 @@ def _cond_buffer(jobs: list[Job], chunk: int):
 
 
 def generate(backend: Backend, jobs: list[Job], seed: int, temperature: float,
-             chunk: int | None = None, progress=None) -> Iterator[tuple[int, np.ndarray]]:
+             chunk: int | None = None, progress=None,
+             voiced_temperature: float | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """Free-running generation. Yields ``(tau, classes (B, n))`` per chunk, where tau is
     the offset from each job's start. ``progress`` (a tqdm-like object) is updated with
-    the number of steps done."""
+    the number of steps done. ``voiced_temperature`` (if not None) replaces
+    ``temperature`` in the samples of voiced frames (FFTNet's conditional sampling)."""
+    if voiced_temperature is not None:
+        temperature = _VoicedTemperature(temperature, voiced_temperature)
     chunk = chunk or default_chunk(backend, len(jobs))
     total = max(j.length for j in jobs)
     state = backend.new_state(len(jobs))
@@ -96,11 +100,26 @@ def generate(backend: Backend, jobs: list[Job], seed: int, temperature: float,
         backend.release_state(state)  # its ring serves the next utterance of this size
 
 
+@dataclass(frozen=True)
+class _VoicedTemperature:
+    """One temperature in unvoiced frames, another in voiced ones."""
+
+    unvoiced: float
+    voiced: float
+
+    def per_sample(self, jobs: list[Job], tau: int, n: int) -> np.ndarray:
+        """(B, n) temperatures of the chunk at ``tau``."""
+        return np.stack([np.where(j.cond.voicing(j.start + tau, j.start + tau + n),
+                                  self.voiced, self.unvoiced) for j in jobs])
+
+
 def _steps(backend, jobs, starts, conds, state, seed, temperature, progress):
     for tau, cond in zip(starts, conds):
         n = cond.shape[1]
         u = np.concatenate([uniforms(seed, [j.stream], j.start + tau, n) for j in jobs])
-        classes = backend.generate(cond, state, u, temperature)
+        temp = temperature.per_sample(jobs, tau, n) \
+            if isinstance(temperature, _VoicedTemperature) else temperature
+        classes = backend.generate(cond, state, u, temp)
         if progress is not None:
             progress.update(n)
         yield tau, classes

@@ -25,7 +25,7 @@ from vocoder.bundle import STEP_ONNX
 from vocoder.errors import VocoderError
 from vocoder.runtime.backend import Backend, StepState
 from vocoder.runtime.gpu_loop import GREEDY, SAMPLE, TEACHER, PeriodLoop, StepExecutor, TorchStep
-from vocoder.runtime.sampling import check_temperature
+from vocoder.runtime.sampling import check_temperature, is_per_sample
 
 #: Precisions of the ``cuda`` backend's step (conditioning is always computed in float32).
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -169,6 +169,10 @@ class CudaBackend(Backend):
 
     def generate(self, cond, state, u, temperature):
         """cond (B, T, L, G) numpy (or a tensor already on the device); u (B, T) float32."""
+        if is_per_sample(temperature):
+            raise VocoderError(f"the {self.name} backend takes one temperature per run; "
+                               "per-sample temperatures (voiced_temperature) run on the "
+                               "CPU backends (onnxruntime, native, torch)")
         temperature = check_temperature(temperature)
         B, T = self._check(cond, state, u, "u")
         if T == 0:

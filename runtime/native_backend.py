@@ -32,6 +32,7 @@ from vocoder.bundle import CONDITION_ONNX
 from vocoder.errors import VocoderError
 from vocoder.runtime.backend import Backend, StepState
 from vocoder.runtime.ort_backend import OrtConditioning
+from vocoder.runtime.sampling import inverse_temperatures
 
 _COMPILE_LOCK = threading.Lock()
 
@@ -72,8 +73,9 @@ def _warm_up(nk, wdtype) -> None:
     sched = np.array([[1], [0], [0], [1]], np.int64)
     x = np.zeros(B, np.int64)
     u = np.full((B, T), 0.5, np.float32)
-    nk.run_chunk(w, wp, e0, bias, embed, cond, ring, slots, sched, 0, x, x.copy(), u, 1.0,
-                 np.zeros((B, 0), np.int64), nk.MODE_SAMPLE, np.zeros((B, T), np.int64),
+    nk.run_chunk(w, wp, e0, bias, embed, cond, ring, slots, sched, 0, x, x.copy(), u,
+                 np.ones((B, T), np.float64), np.zeros((B, 0), np.int64), nk.MODE_SAMPLE,
+                 np.zeros((B, T), np.int64),
                  np.zeros((B, 0, A), np.float32))
 
 
@@ -161,8 +163,7 @@ class NativeBackend(OrtConditioning, Backend):
         if u.shape != (B, T):
             raise VocoderError(f"u: expected shape ({B}, {T}), got {u.shape}")
         nk = self._nk
-        mode, inv = (nk.MODE_GREEDY, 0.0) if temperature <= 0 else \
-            (nk.MODE_SAMPLE, 1.0 / float(temperature))
+        inv = inverse_temperatures(temperature, B, T)
         x = np.array(state.x, dtype=np.int64)
         if x.shape != (B,) or x.min() < 0 or x.max() >= self.config.quantization_channels:
             raise VocoderError("state.x: expected (B,) classes; state was not made by "
@@ -171,7 +172,8 @@ class NativeBackend(OrtConditioning, Backend):
         p = self.packed
         nk.run_chunk(p.w, p.wp, p.e0, p.bias, p.embed, cond, state.ring, self.slots,
                      self.schedule, state.t, x, state.last, u, inv, self._empty_teacher(B),
-                     mode, out, np.empty((B, 0, self.config.quantization_channels), np.float32))
+                     nk.MODE_SAMPLE, out,
+                     np.empty((B, 0, self.config.quantization_channels), np.float32))
         state.t += T
         state.x = x
         return out
@@ -190,7 +192,8 @@ class NativeBackend(OrtConditioning, Backend):
         p = self.packed
         nk.run_chunk(p.w, p.wp, p.e0, p.bias, p.embed, cond, state.ring, self.slots,
                      self.schedule, state.t, np.array(state.x, dtype=np.int64), state.last,
-                     np.zeros((B, 0), np.float32), 0.0, teacher, nk.MODE_TEACHER,
+                     np.zeros((B, 0), np.float32), np.zeros((B, 0), np.float64), teacher,
+                     nk.MODE_TEACHER,
                      np.empty((B, 0), np.int64), logits)
         state.t += T
         return logits

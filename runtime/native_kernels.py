@@ -240,13 +240,14 @@ def sample_row(logits, u, inv_temperature, cdf):
 
 
 @njit(cache=True, nogil=True)
-def sample_rows(logits, u, inv_temperature):
-    """logits (B, A) float32, u (B,) float32 -> classes (B,) int64 (for tests)."""
+def sample_rows(logits, u, inv):
+    """logits (B, A) float32, u (B,) float32, inv (B,) float64 inverse temperatures
+    (0: greedy) -> classes (B,) int64."""
     B, A = logits.shape
     out = np.empty(B, np.int64)
     cdf = np.empty(A, np.float64)
     for b in range(B):
-        out[b] = sample_row(logits[b], u[b], inv_temperature, cdf)
+        out[b] = sample_row(logits[b], u[b], inv[b], cdf)
     return out
 
 
@@ -262,7 +263,8 @@ def run_chunk(w, wp, e0, bias, embed, cond, ring, slots, sched, t0, x, xlast, u,
     rows; sched (4, L) int64 the past-tap schedule of :func:`past_schedule`;
     t0 steps taken so far; x (B,) int64 previous classes, updated in place (sampled
     modes); xlast (B,) int64 the input class of step t0 - 1 (-1 at t0 = 0), updated in
-    place; u (B, T) float32; teacher (B, T) int64 inputs (MODE_TEACHER). Writes
+    place; u (B, T) float32; inv_temperature (B, T) float64 per-sample inverse
+    temperatures (0: greedy); teacher (B, T) int64 inputs (MODE_TEACHER). Writes
     out_classes (B, T) in the sampling modes and out_logits (B, T, A) in MODE_TEACHER.
     """
     B, T, L, G = cond.shape
@@ -404,7 +406,7 @@ def run_chunk(w, wp, e0, bias, embed, cond, ring, slots, sched, t0, x, xlast, u,
                     ob[n] = lgb[n]
         else:
             for b in range(B):
-                k = sample_row(lg[b], u[b, i], inv_temperature, cdf)
+                k = sample_row(lg[b], u[b, i], inv_temperature[b, i], cdf)
                 x[b] = k
                 out_classes[b, i] = k
 

@@ -17,7 +17,7 @@ import numpy as np
 from vocoder.bundle import CONDITION_ONNX, STEP_ONNX
 from vocoder.errors import VocoderError
 from vocoder.runtime.backend import Backend, StepState
-from vocoder.runtime.sampling import sample
+from vocoder.runtime.sampling import inverse_temperatures, is_per_sample, sample_inv
 
 #: Smallest lane: a batch of at least twice this many streams is split in two.
 MIN_LANE_BATCH = 8
@@ -25,15 +25,14 @@ MIN_LANE_BATCH = 8
 
 def _sampler():
     """The sampler the step loop calls: numba's compiled one when numba is installed (the
-    same classes as :func:`sampling.sample`, tested so; it releases the GIL), else
+    same classes as :func:`sampling.sample_inv`, tested so; it releases the GIL), else
     numpy's."""
     try:
         from vocoder.runtime import native_kernels as nk
     except Exception:  # noqa: BLE001 (no numba, or a numba that cannot load: numpy's)
-        return sample
+        return sample_inv
 
-    def compiled(logits, u, temperature):
-        inv = 0.0 if temperature <= 0 else 1.0 / temperature
+    def compiled(logits, u, inv):
         return nk.sample_rows(logits, np.ascontiguousarray(u, dtype=np.float32), inv)
     return compiled
 
@@ -229,7 +228,8 @@ class OrtBackend(OrtConditioning, Backend):
 
             def lane(a, b, k):
                 self._lane(cond[a:b], state.ring[a:b], x[a:b], state.t, out[a:b], k,
-                           None if u is None else u[a:b], temperature,
+                           None if u is None else u[a:b],
+                           temperature[a:b] if is_per_sample(temperature) else temperature,
                            None if teacher is None else teacher[a:b])
             second = self._pool.submit(lane, h, B, 1)
             lane(0, h, 0)
@@ -252,8 +252,11 @@ class OrtBackend(OrtConditioning, Backend):
         slots_table, period = self.layout.slots, self.layout.period
         run = self.step_sess.run_with_iobinding
         sample_ = self._sample
-        # One contiguous row of uniforms per step, transposed once per chunk.
+        # One contiguous row of uniforms (and inverse temperatures) per step, transposed
+        # once per chunk.
         u_rows = None if u is None else np.ascontiguousarray(u.T, dtype=np.float32)
+        inv_rows = None if u is None else np.ascontiguousarray(
+            inverse_temperatures(temperature, B, T).T)
         x[:] = x_io
         for i in range(T):
             slots = slots_table[(t0 + i) % period]
@@ -264,7 +267,7 @@ class OrtBackend(OrtConditioning, Backend):
             run(io)
             ring[:, slots] = present
             if teacher is None:
-                x[:] = sample_(logits, u_rows[i], temperature)
+                x[:] = sample_(logits, u_rows[i], inv_rows[i])
                 out[:, i] = x
             else:
                 out[:, i] = logits

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from vocoder.runtime.backend import Backend, StepState
-from vocoder.runtime.sampling import sample
+from vocoder.runtime.sampling import inverse_temperatures, sample_inv
 
 
 class TorchBackend(Backend):
@@ -50,6 +50,7 @@ class TorchBackend(Backend):
         out = np.empty((B, T), np.int64) if teacher is None else None
         logits_all = [] if teacher is not None else None
         x = torch.from_numpy(state.x).to(self.device)
+        inv = None if teacher is not None else inverse_temperatures(temperature, B, T)
         with torch.no_grad():
             for i in range(T):
                 slots = self._slots[(state.t + i) % self.layout.period]
@@ -58,7 +59,7 @@ class TorchBackend(Backend):
                 logits, present = self.model.step(x, cond_t[:, i], ring[:, slots])
                 ring[:, slots] = present
                 if teacher is None:
-                    cls = sample(logits.cpu().numpy(), u[:, i], temperature)
+                    cls = sample_inv(logits.cpu().numpy(), u[:, i], inv[:, i])
                     out[:, i] = cls
                     x = torch.from_numpy(cls).to(self.device)
                 else:

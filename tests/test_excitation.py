@@ -138,3 +138,79 @@ def test_config_validates_excitation_fields():
     with pytest.raises(ValueError, match="log_f0_std"):
         make_config(cond_channels=3, excitation=1, f0_feature=0, vuv_feature=1,
                     log_f0_std=0.0)
+
+
+# -- a lower temperature in voiced frames (FFTNet's conditional sampling) -----------------
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "native", "torch"])
+def test_voiced_temperature_on_every_cpu_backend(bundle, backend):
+    voiced = np.r_[np.zeros(20), np.ones(30), np.zeros(10)]
+    f = features(60, seed=7, voiced=voiced)
+    voc = Vocoder.load(bundle, backend=backend)
+    plain = voc.synthesize(f, speaker=0, seed=1, temperature=0.9, fold=False)
+    same = voc.synthesize(f, speaker=0, seed=1, temperature=0.9, voiced_temperature=0.9,
+                          fold=False)
+    np.testing.assert_array_equal(same, plain)
+    low = voc.synthesize(f, speaker=0, seed=1, temperature=0.9, voiced_temperature=0.0,
+                         fold=False)
+    first_voiced = 20 * HOP
+    np.testing.assert_array_equal(low[:first_voiced], plain[:first_voiced])
+    assert not np.array_equal(low[first_voiced:], plain[first_voiced:])
+    streamed = np.concatenate(list(voc.stream(f, speaker=0, seed=1, temperature=0.9,
+                                              voiced_temperature=0.0, chunk=50)))
+    np.testing.assert_array_equal(streamed, low)
+    ref = Vocoder.load(bundle, backend="torch").synthesize(
+        f, speaker=0, seed=1, temperature=0.9, voiced_temperature=0.0, fold=False)
+    np.testing.assert_array_equal(low, ref)
+
+
+def test_voiced_temperature_zero_is_greedy_in_voiced_frames(bundle):
+    """Greedy where voiced: each voiced sample is the argmax of the logits the model
+    gives it after the generated history."""
+    f = features(40, seed=8, voiced=np.r_[np.zeros(10), np.ones(30)])
+    voc = Vocoder.load(bundle, backend="onnxruntime")
+    audio = voc.synthesize(f, speaker=1, seed=3, voiced_temperature=0.0, fold=False)
+    logits = voc.teacher_forced_logits(audio, f, speaker=1)
+    from vocoder.mulaw import quantize
+
+    cls = quantize(audio, CFG.quantization_channels)
+    v = slice(10 * HOP, None)
+    np.testing.assert_array_equal(cls[v], logits[v].argmax(-1))
+    assert (cls[: 10 * HOP] != logits[: 10 * HOP].argmax(-1)).any()
+
+
+def test_voiced_temperature_needs_a_voicing_feature(tmp_path):
+    path = tmp_path / "plain"
+    make_bundle(path, make_config(cond_channels=3, upsample_scales=(2, 3)))
+    voc = Vocoder.load(path)
+    f = np.zeros((5, 3), np.float32)
+    with pytest.raises(VocoderError, match="voicing feature"):
+        voc.synthesize(f, voiced_temperature=0.5)
+    with pytest.raises(VocoderError, match="temperature"):
+        Vocoder.load(path).synthesize(f, voiced_temperature=-1.0)
+
+
+def test_bundle_sampling_defaults_apply(tmp_path):
+    from vocoder.bundle import SamplingDefaults, load_bundle, save_bundle
+
+    path = tmp_path / "b"
+    model = make_bundle(path, CFG, seed=3, export=False)
+    save_bundle(model, CFG, path, sampling=SamplingDefaults(0.8, 0.3))
+    from vocoder.export.exporter import export_bundle
+
+    export_bundle(path)
+    assert load_bundle(path).sampling == SamplingDefaults(0.8, 0.3)
+    f = features(30, seed=9)
+    voc = Vocoder.load(path)
+    assert voc.resolve_temperatures(None, None) == (0.8, 0.3)
+    assert voc.resolve_temperatures(None, 0.8) == (0.8, None)  # the same: "off"
+    np.testing.assert_array_equal(
+        voc.synthesize(f, speaker=0, fold=False),
+        voc.synthesize(f, speaker=0, fold=False, temperature=0.8, voiced_temperature=0.3))
+    assert not np.array_equal(
+        voc.synthesize(f, speaker=0, fold=False),
+        voc.synthesize(f, speaker=0, fold=False, temperature=0.8, voiced_temperature=0.8))
+    doc = (path / "config.json").read_text()
+    (path / "config.json").write_text(doc.replace('"temperature": 0.8', '"temperature": -1'))
+    with pytest.raises(VocoderError, match="temperatures must be numbers"):
+        load_bundle(path)

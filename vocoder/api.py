@@ -78,40 +78,64 @@ class Vocoder:
         cfg = self.config
         f = check_features(features, cfg, what)
         n = check_n_samples(n_samples, f, cfg)
-        norm = self.feature_spec.normalize if normalize and self.feature_spec else None
+        spec = self.feature_spec
+        norm = spec.normalize if normalize and spec else None
+        vuv = spec.names.index("vuv") if spec is not None and "vuv" in spec.names else None
         return Conditioner(self.backend, f, check_speaker(speaker, cfg), check_gc(gc, cfg), n,
-                           normalize=norm)
+                           normalize=norm, vuv_feature=vuv)
+
+    @property
+    def sampling(self):
+        """The bundle's default temperatures (:class:`vocoder.bundle.SamplingDefaults`)."""
+        return self.bundle.sampling
+
+    def resolve_temperatures(self, temperature, voiced) -> tuple[float, float | None]:
+        """(temperature, voiced temperature or None), the bundle's where not given."""
+        d = self.bundle.sampling
+        t = check_temperature(d.temperature if temperature is None else temperature)
+        v = d.voiced_temperature if voiced is None else voiced
+        v = None if v is None else check_temperature(v)
+        return t, (None if v == t else v)
 
     # -- synthesis --------------------------------------------------------------------
     def synthesize(self, features=None, speaker: int | None = None, seed: int = 0,
-                   temperature: float = 1.0, *, gc=None, n_samples: int | None = None,
+                   temperature: float | None = None, *, gc=None,
+                   n_samples: int | None = None,
                    fold: bool | None = None, fold_settings: folding.FoldSettings | None = None,
-                   normalize: bool = True, progress: bool = False) -> np.ndarray:
+                   normalize: bool = True, progress: bool = False,
+                   voiced_temperature: float | None = None) -> np.ndarray:
         """Features (Tf, D) -> audio (Tf * hop,) float32 in [-1, 1].
 
         features are raw (the bundle's normalisation is applied unless ``normalize`` is
         False). ``fold`` cuts long utterances into overlapping segments generated as a
         batch (default: the backend's preference; see :mod:`vocoder.runtime.folding`).
+        ``voiced_temperature`` is the sampling temperature in frames whose ``vuv`` feature
+        is set, ``temperature`` staying in the others (FFTNet's conditional sampling: less
+        noise in voiced speech; CPU backends). Either left None takes the bundle's
+        default (:attr:`sampling`); pass ``voiced_temperature=temperature`` to sample
+        voiced frames like the rest.
         """
         return self.synthesize_batch([features], None if speaker is None else [speaker],
                                      seed, temperature,
                                      gcs=None if gc is None else [gc],
                                      n_samples=None if n_samples is None else [n_samples],
                                      fold=fold, fold_settings=fold_settings,
-                                     normalize=normalize, progress=progress)[0]
+                                     normalize=normalize, progress=progress,
+                                     voiced_temperature=voiced_temperature)[0]
 
     def synthesize_batch(self, features_list: Sequence, speakers: Sequence | None = None,
-                         seed: int = 0, temperature: float = 1.0, *, gcs=None,
+                         seed: int = 0, temperature: float | None = None, *, gcs=None,
                          n_samples: Sequence | None = None, fold: bool | None = None,
                          fold_settings: folding.FoldSettings | None = None,
-                         normalize: bool = True, progress: bool = False) -> list[np.ndarray]:
+                         normalize: bool = True, progress: bool = False,
+                         voiced_temperature: float | None = None) -> list[np.ndarray]:
         """Several utterances at once, generated side by side as one batch.
 
         Utterance i uses noise stream i, so ``synthesize_batch([a, b])[0]`` equals
         ``synthesize(a)`` when neither folds.
         """
         seed = _check_seed(seed)
-        temperature = check_temperature(temperature)
+        temperature, voiced = self.resolve_temperatures(temperature, voiced_temperature)
         k = len(features_list)
         if k == 0:
             raise VocoderError("synthesize_batch: empty list of utterances")
@@ -132,7 +156,10 @@ class Vocoder:
             for seg in segs:
                 jobs.append(engine.Job(c, i, seg.warm, seg.length))
                 owners.append((i, seg))
-        audio = self._run(jobs, seed, temperature, progress)
+        if voiced is not None:
+            for c in conds:
+                c.voicing(0, 0)  # a clear error now if the model has no voicing feature
+        audio = self._run(jobs, seed, temperature, progress, voiced)
         out = []
         for i, c in enumerate(conds):
             mine = [(seg, a) for (o, seg), a in zip(owners, audio) if o == i]
@@ -140,7 +167,7 @@ class Vocoder:
                                         c.n_samples, settings.crossfade if fold else 0))
         return out
 
-    def _run(self, jobs, seed, temperature, progress) -> list[np.ndarray]:
+    def _run(self, jobs, seed, temperature, progress, voiced=None) -> list[np.ndarray]:
         classes = [np.empty(j.length, np.int64) for j in jobs]
         bar = None
         if progress:
@@ -148,7 +175,8 @@ class Vocoder:
 
             bar = tqdm(total=max(j.length for j in jobs), unit="step", desc="synthesize")
         try:
-            for tau, c in engine.generate(self.backend, jobs, seed, temperature, progress=bar):
+            for tau, c in engine.generate(self.backend, jobs, seed, temperature, progress=bar,
+                                          voiced_temperature=voiced):
                 for b, j in enumerate(jobs):
                     m = min(c.shape[1], j.length - tau)
                     if m > 0:
@@ -160,23 +188,28 @@ class Vocoder:
         return [dequantize(c, q) for c in classes]
 
     def stream(self, features=None, speaker: int | None = None, seed: int = 0,
-               temperature: float = 1.0, *, gc=None, n_samples: int | None = None,
-               chunk: int | None = None, normalize: bool = True) -> Iterator[np.ndarray]:
+               temperature: float | None = None, *, gc=None,
+               n_samples: int | None = None,
+               chunk: int | None = None, normalize: bool = True,
+               voiced_temperature: float | None = None) -> Iterator[np.ndarray]:
         """Yield float32 audio chunks of ``chunk`` samples (the last may be shorter) as
         they are generated. No folding; conditioning is computed chunk by chunk, so memory
         stays bounded whatever the length. Concatenated, the chunks equal
         ``synthesize(..., fold=False)`` with the same seed. chunk: default the backend's
         (50 ms on the CPU; one D_max period, whole CUDA graphs, on the GPU backends)."""
         seed = _check_seed(seed)
-        temperature = check_temperature(temperature)
+        temperature, voiced = self.resolve_temperatures(temperature, voiced_temperature)
         if chunk is None:
             chunk = self.backend.stream_chunk()
         if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
             raise VocoderError(f"chunk must be an int >= 1 (samples), got {chunk!r}")
         cond = self._conditioner(features, speaker, gc, n_samples, normalize)
+        if voiced is not None:
+            cond.voicing(0, 0)
         job = engine.Job(cond, 0, 0, cond.n_samples)
         q = self.config.quantization_channels
-        for _, c in engine.generate(self.backend, [job], seed, temperature, chunk=int(chunk)):
+        for _, c in engine.generate(self.backend, [job], seed, temperature, chunk=int(chunk),
+                                    voiced_temperature=voiced):
             yield dequantize(c[0], q)
 
     def teacher_forced_logits(self, audio: np.ndarray, features=None,

@@ -27,6 +27,31 @@ CONDITION_ONNX = "condition.onnx"
 STEP_ONNX = "step.onnx"
 
 
+@dataclass(frozen=True)
+class SamplingDefaults:
+    """How the bundle's model is meant to be sampled (``config.json`` "sampling"): the
+    temperature, and a different one in voiced frames (None: the same everywhere)."""
+
+    temperature: float = 1.0
+    voiced_temperature: float | None = None
+
+    @classmethod
+    def from_dict(cls, d: Any, where) -> SamplingDefaults:
+        from vocoder.config import dataclass_from_dict
+
+        try:
+            out = dataclass_from_dict(cls, d or {}, "sampling defaults")
+            for v in (out.temperature, out.voiced_temperature):
+                if v is not None and not (isinstance(v, (int, float)) and 0 <= v < 1e9):
+                    raise VocoderError(f"temperatures must be numbers >= 0, got {v!r}")
+        except VocoderError as e:
+            raise VocoderError(f"{where}: {e}") from None
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "voiced_temperature": self.voiced_temperature}
+
+
 @dataclass
 class Bundle:
     """A loaded bundle. ``weights`` maps tensor names to float32 numpy arrays."""
@@ -38,6 +63,7 @@ class Bundle:
     weights_sha256: str
     training: dict[str, Any] = field(default_factory=dict)
     export: dict[str, Any] = field(default_factory=dict)
+    sampling: SamplingDefaults = field(default_factory=lambda: SamplingDefaults())
 
     def build_model(self):
         """A torch :class:`~vocoder.model.WaveNet` with these weights, in eval mode."""
@@ -61,7 +87,8 @@ def _sha256(path: Path) -> str:
 
 def save_bundle(model, config: WaveNetConfig, path: str | Path,
                 feature_spec: FeatureSpec | None = None,
-                training: dict[str, Any] | None = None) -> Path:
+                training: dict[str, Any] | None = None,
+                sampling: SamplingDefaults | None = None) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into directory ``path``.
 
     Each file is written to a temporary name and renamed, weights first, so a crash never
@@ -94,6 +121,7 @@ def save_bundle(model, config: WaveNetConfig, path: str | Path,
         "model": config.to_dict(),
         "features": feature_spec.to_dict() if feature_spec is not None else None,
         "training": training or {},
+        "sampling": (sampling or SamplingDefaults()).to_dict(),
         "weights": {"file": WEIGHTS_FILE, "sha256": _sha256(path / WEIGHTS_FILE)},
     }
     write_text_atomic(path / CONFIG_FILE, json.dumps(doc, indent=2) + "\n")
@@ -162,8 +190,9 @@ def load_bundle(path: str | Path) -> Bundle:
         raise VocoderError(f"{weights_path}: contents do not match the sha256 in {CONFIG_FILE} "
                            "(the file was changed or truncated after the bundle was written)")
     _check_shapes(config, weights, weights_path)
+    sampling = SamplingDefaults.from_dict(doc.get("sampling"), cfg_path)
     return Bundle(path, config, spec, weights, digest, doc.get("training") or {},
-                  doc.get("export") or {})
+                  doc.get("export") or {}, sampling)
 
 
 def expected_shapes(cfg: WaveNetConfig) -> dict[str, tuple[int, ...]]:

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from vocoder.cli_args import add_sampling_args, sampling_kwargs
 from vocoder.errors import VocoderError
 
 #: Modules that add their own subcommands through ``register(subparsers)``.
@@ -128,7 +129,7 @@ def _cmd_synthesize(args) -> int:
             speaker = 0
         t0 = time.perf_counter()
         audio = voc.synthesize(feats, speaker=speaker, seed=args.seed,
-                               temperature=args.temperature, gc=extras.get("gc"),
+                               **sampling_kwargs(args), gc=extras.get("gc"),
                                fold=None if args.fold == "auto" else args.fold == "on",
                                progress=not args.quiet)
         dt = time.perf_counter() - t0
@@ -213,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, help="output .wav")
     s.add_argument("--speaker", type=int)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--temperature", type=float, default=1.0)
+    add_sampling_args(s)
     s.add_argument("--backend", default="onnxruntime")
     s.add_argument("--threads", type=int, help="threads for the backend")
     s.add_argument("--fold", default="auto", choices=["auto", "on", "off"],

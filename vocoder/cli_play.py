@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from vocoder.cli_args import add_sampling_args, sampling_kwargs
 from vocoder.errors import VocoderError
 
 
@@ -54,7 +55,7 @@ def _cmd_play(args) -> int:
     with Vocoder.load(args.bundle, backend=backend, **opts) as voc:
         if speaker is None and voc.config.n_speakers:
             speaker = 0
-        common = dict(speaker=speaker, seed=args.seed, temperature=args.temperature,
+        common = dict(speaker=speaker, seed=args.seed, **sampling_kwargs(args),
                       gc=extras.get("gc"), chunk=args.chunk)
         try:
             playback.check_output_device(device)
@@ -94,5 +95,5 @@ def register(sub) -> None:
     s.add_argument("--out", help="also write the audio to this .wav (works without a device)")
     s.add_argument("--speaker", type=int)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--temperature", type=float, default=1.0)
+    add_sampling_args(s)
     s.set_defaults(func=_cmd_play)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from vocoder.cli_args import add_sampling_args, sampling_kwargs
+
 
 def _cmd_say(args) -> int:
     from vocoder.api import Vocoder
@@ -22,12 +24,12 @@ def _cmd_say(args) -> int:
             from vocoder import playback
 
             rep = playback.play(voc, feats, speaker=speaker, seed=args.seed,
-                                temperature=args.temperature, out=args.output)
+                                **sampling_kwargs(args), out=args.output)
             print(rep.summary() + f" on {voc.backend_name}")
             return 0
         t0 = time.perf_counter()
         audio = voc.synthesize(feats, speaker=speaker, seed=args.seed,
-                               temperature=args.temperature, progress=not args.quiet)
+                               **sampling_kwargs(args), progress=not args.quiet)
         dt = time.perf_counter() - t0
         write_wav_atomic(args.output, audio, voc.sample_rate)
     print(f"wrote {args.output}: {len(audio) / voc.sample_rate:.2f} s of speech in {dt:.2f} s "
@@ -45,7 +47,7 @@ def register(sub) -> None:
     s.add_argument("--speaker", type=int, default=0)
     s.add_argument("--pitch-shift", type=float, default=0.0, help="semitones (+/-)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--temperature", type=float, default=1.0)
+    add_sampling_args(s)
     s.add_argument("--backend", default="auto",
                    help="auto (default): native for --play when numba is installed, else "
                    "onnxruntime; or any backend by name")

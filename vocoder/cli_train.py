@@ -7,6 +7,8 @@ import json
 import logging
 from pathlib import Path
 
+from vocoder.cli_args import add_sampling_args
+
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from vocoder.train import load_preset, train
@@ -49,7 +51,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     out = args.json or str(Path(args.bundle) / "evaluation.json")
     res = evaluate(args.bundle, args.data, n=args.n, backend=args.backend, seed=args.seed,
                    n_nll=args.n_nll, pitch_semitones=args.pitch_semitones,
-                   temperature=args.temperature,
+                   temperature=args.temperature, voiced_temperature=args.voiced_temperature,
                    fold=None if args.fold == "auto" else args.fold == "on", out=out,
                    audio_dir=args.audio_dir, progress=not args.quiet)
     print(format_report(res))
@@ -89,7 +91,7 @@ def register(subparsers) -> None:
     s.add_argument("--n-nll", type=int, help="utterances scored for NLL (default: all)")
     s.add_argument("--backend", default="onnxruntime")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    add_sampling_args(s)
     s.add_argument("--pitch-semitones", type=float, default=3.0,
                    help="shift for the pitch-control check (0: skip)")
     s.add_argument("--fold", default="auto", choices=["auto", "on", "off"],

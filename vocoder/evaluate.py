@@ -153,7 +153,7 @@ class _Pooled:
 def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
              backend: str = "onnxruntime", *, seed: int = 0, n_nll: int | None = None,
              pitch_semitones: float = 3.0, fold: bool | None = None,
-             temperature: float = 1.0,
+             temperature: float | None = None, voiced_temperature: float | None = None,
              out: str | Path | None = None, audio_dir: str | Path | None = None,
              progress: bool = False) -> dict[str, Any]:
     """Evaluate ``bundle`` on the test split of the dataset ``data_dir``.
@@ -161,7 +161,8 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
     ``n`` utterances are synthesised (three times each when the pitch check runs);
     ``n_nll`` caps the utterances scored for NLL (default: all); ``fold`` goes to
     :meth:`~vocoder.api.Vocoder.synthesize` (default: the backend's choice), and so does
-    the sampling ``temperature``. Returns the result
+    the sampling ``temperature`` and ``voiced_temperature`` (default: the bundle's).
+    Returns the result
     dict (see the module docstring), also written as JSON to ``out`` when given;
     generated audio goes to ``audio_dir`` when given.
     """
@@ -175,6 +176,10 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
         raise VocoderError(f"n must be an int >= 0, got {n!r}")
     voc = Vocoder.load(bundle, backend=backend)
     try:
+        temperature, voiced_temperature = voc.resolve_temperatures(temperature,
+                                                                   voiced_temperature)
+        # What synthesize is given: the same temperature in voiced frames means "off".
+        voiced_arg = temperature if voiced_temperature is None else voiced_temperature
         cfg, spec = voc.config, voc.feature_spec
         ds = load_manifest(data_dir)
         split = "test" if ds.split("test") else "train"
@@ -195,6 +200,7 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
         result: dict[str, Any] = {"bundle": str(bundle), "data": str(data_dir),
                                   "split": split, "backend": voc.backend_name, "seed": seed,
                                   "temperature": temperature,
+                                  "voiced_temperature": voiced_temperature,
                                   "notes": []}
         if split == "train":
             result["notes"].append("the dataset has no test split: evaluated on train")
@@ -237,7 +243,8 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
             tf = feats.shape[0]
             t0 = time.perf_counter()
             gen = voc.synthesize(feats, speaker=speaker_of(e), seed=seed + k, fold=fold,
-                                 temperature=temperature, progress=progress)
+                                 temperature=temperature,
+                                 voiced_temperature=voiced_arg, progress=progress)
             synth_time += time.perf_counter() - t0
             synth_samples += len(gen)
             row: dict[str, Any] = {"id": e.id, "seconds": round(len(gen) / sr, 3),
@@ -274,7 +281,8 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
                         shifted = feats.copy()
                         shifted[:, i_f0] += sign * math.log(2.0) * pitch_semitones / 12.0
                         g2 = voc.synthesize(shifted, speaker=speaker_of(e), seed=seed + k,
-                                            fold=fold, temperature=temperature)
+                                            fold=fold, temperature=temperature,
+                                            voiced_temperature=voiced_arg)
                         lf2, v2 = f0_track(g2, sr, hop, tf)
                         both = v2 & voiced_gen
                         delta = (lf2 - log_f0_gen)[both] * _CENTS

@@ -380,8 +380,9 @@ def play_chunks(chunks: Iterable[np.ndarray], n_samples: int, sample_rate: int, 
 
 
 def play(vocoder, features=None, *, speaker: int | None = None, seed: int = 0,
-         temperature: float = 1.0, gc=None, n_samples: int | None = None, chunk: int | None = None,
-         device=None, latency: str | float = "high", headroom: float = DEFAULT_HEADROOM,
+         temperature: float | None = None, gc=None, n_samples: int | None = None,
+         chunk: int | None = None, voiced_temperature: float | None = None, device=None,
+         latency: str | float = "high", headroom: float = DEFAULT_HEADROOM,
          out: str | Path | None = None, normalize: bool = True,
          trace: np.ndarray | None = None) -> PlaybackReport:
     """Generate with ``vocoder.stream`` and play live. ``out``: also write the played
@@ -390,7 +391,8 @@ def play(vocoder, features=None, *, speaker: int | None = None, seed: int = 0,
     sr = vocoder.sample_rate
     chunk = chunk or vocoder.backend.stream_chunk()
     gen = vocoder.stream(features, speaker=speaker, seed=seed, temperature=temperature, gc=gc,
-                         n_samples=n_samples, chunk=chunk, normalize=normalize)
+                         n_samples=n_samples, chunk=chunk, normalize=normalize,
+                         voiced_temperature=voiced_temperature)
     n = _stream_length(vocoder, features, n_samples)
     record = np.zeros(n, np.float32) if out is not None else None
     rep = play_chunks(gen, n, sr, device=device, latency=latency, headroom=headroom,
@@ -404,8 +406,9 @@ def play(vocoder, features=None, *, speaker: int | None = None, seed: int = 0,
 
 
 def render(vocoder, features=None, *, out: str | Path, speaker: int | None = None,
-           seed: int = 0, temperature: float = 1.0, gc=None, n_samples: int | None = None,
-           chunk: int | None = None, normalize: bool = True) -> tuple[int, float]:
+           seed: int = 0, temperature: float | None = None, gc=None,
+           n_samples: int | None = None, chunk: int | None = None, normalize: bool = True,
+           voiced_temperature: float | None = None) -> tuple[int, float]:
     """What :func:`play` would play, written to ``out`` instead (no audio device needed).
     Returns (samples, generation seconds)."""
     from vocoder.fileio import write_wav_atomic
@@ -414,7 +417,8 @@ def render(vocoder, features=None, *, out: str | Path, speaker: int | None = Non
     t0 = time.perf_counter()
     parts = list(vocoder.stream(features, speaker=speaker, seed=seed,
                                 temperature=temperature, gc=gc, n_samples=n_samples,
-                                chunk=chunk, normalize=normalize))
+                                chunk=chunk, normalize=normalize,
+                                voiced_temperature=voiced_temperature))
     dt = time.perf_counter() - t0
     audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     write_wav_atomic(out, audio, sr)

@@ -121,6 +121,13 @@ def test_free_running_classes_match_reference(bundle, ref, cpu, B, cuts, tempera
     assert torch.allclose(s_cpu.ring, s_ref.ring, atol=1e-6)
 
 
+def test_per_sample_temperatures_are_refused_clearly(bundle, cpu):
+    cond = random_cond(bundle.config, 1, 8, seed=3)
+    state = cpu.new_state(1)
+    with pytest.raises(VocoderError, match="per-sample temperatures"):
+        cpu.generate(cond, state, uniforms(1, [0], 0, 8), np.full((1, 8), 0.7))
+
+
 def test_engine_chunks_not_multiple_of_period(bundle, ref, cpu):
     """Through the chunking engine (as synthesis drives it), chunk 13 vs D_max 16."""
     cfg = bundle.config

@@ -13,7 +13,7 @@ from vocoder.errors import VocoderError
 from vocoder.mulaw import quantize, silence_class
 from vocoder.runtime import folding, registry
 from vocoder.runtime.noise import uniforms
-from vocoder.runtime.sampling import sample
+from vocoder.runtime.sampling import sample, sample_inv
 
 pytest.importorskip("numba")
 
@@ -157,9 +157,17 @@ def test_compiled_sampler_gives_the_classes_of_the_numpy_sampler():
     logits[:50, :3] = logits[:50, 3:6]  # ties for the argmax
     u = rng.random(4000).astype(np.float32)
     u[:10] = [np.float32(1 - 2 ** -24)] * 10  # the clamp to A - 1
+    n = len(u)
     for t in (1.0, 0.7, 2.0):
-        assert np.array_equal(nk.sample_rows(logits, u, 1.0 / t), sample(logits, u, t))
-    assert np.array_equal(nk.sample_rows(logits, u, 0.0), sample(logits, u, 0.0))
+        assert np.array_equal(nk.sample_rows(logits, u, np.full(n, 1.0 / t)),
+                              sample(logits, u, t))
+    assert np.array_equal(nk.sample_rows(logits, u, np.zeros(n)), sample(logits, u, 0.0))
+    # per-row temperatures (a voiced temperature): each row as its own temperature gives
+    inv = rng.choice([0.0, 1.0, 1.0 / 0.6], n)
+    want = np.concatenate([sample(logits[i:i + 1], u[i:i + 1], 1.0 / v if v else 0.0)
+                           for i, v in enumerate(inv)])
+    assert np.array_equal(nk.sample_rows(logits, u, inv), want)
+    assert np.array_equal(sample_inv(logits, u, inv), want)
 
 
 def test_fast_tanh_is_accurate():
