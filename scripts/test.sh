@@ -14,7 +14,7 @@ fi
 
 # torch first, pinned: a plain `torch` requirement would pull a multi-GB CUDA build.
 python3 -m pip install -q --disable-pip-version-check torch==2.13.0
-python3 -m pip install -q --disable-pip-version-check -e ".[dev,fast,features,audio,bench,gpu]"
+python3 -m pip install -q --disable-pip-version-check -e ".[dev,fast,features,audio,bench,gpu,eval]"
 
 python3 -m ruff check .
 python3 -m pytest -q

@@ -117,3 +117,52 @@ def test_metrics_of_an_oracle_that_follows_the_features(run, tmp_path, monkeypat
     bad = evaluate(bundle, data, n=1, backend="torch", pitch_semitones=0)
     assert res["mcd_db"] < bad["mcd_db"] - 3, (res["mcd_db"], bad["mcd_db"])
     assert bad["vuv_error_rate"] > 0.5
+
+
+def test_intelligibility_of_an_oracle_that_returns_the_recording(run, tmp_path, monkeypatch):
+    """Generated audio = the reference recording: STOI 1, top PESQ, and the ASR scores of
+    the generated and the reference clip identical (same decoder settings), ratio 1."""
+    import soundfile as sf
+
+    from vocoder.api import Vocoder
+    from vocoder.data.corpus import load_manifest
+
+    _, bundle = run
+    data = write_dataset(tmp_path / "d", n_train=1, n_test=2, frames=200, hop=80)
+    ds = load_manifest(data)
+    recording = {ds.load(e)[1].tobytes(): sf.read(e.wav, dtype="float32")[0]
+                 for e in ds.entries}
+    monkeypatch.setattr(Vocoder, "synthesize",
+                        lambda self, features, *a, **k: recording[features.tobytes()])
+    res = evaluate(bundle, data, n=2, backend="torch", pitch_semitones=0)
+    assert res["stoi_mean"] == pytest.approx(1.0, abs=1e-4)
+    assert res["pesq_wb_mean"] > 4.0
+    assert res["asr_utterances"] == 2 and res["asr_words"] == 4  # "tone one", "tone two"
+    assert res["asr_wer"] == res["asr_wer_reference"] > 0  # "tone" is not in the grammar
+    assert res["asr_wer_ratio"] == 1.0
+    for row in res["per_utterance"]:
+        assert row["asr_hyp"] == row["asr_ref_hyp"] and row["asr_wer"] == row["asr_ref_wer"]
+    assert any("not in the grammar" in n for n in res["notes"])
+    report = format_report(res)
+    assert "STOI" in report and "PESQ" in report and "ASR WER ratio" in report
+
+    # noise in place of the recording: STOI falls, PESQ bottoms out
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(Vocoder, "synthesize",
+                        lambda self, f, *a, **k: 0.3 * rng.standard_normal(80 * len(f)))
+    bad = evaluate(bundle, data, n=2, backend="torch", pitch_semitones=0, asr=False)
+    assert bad["stoi_mean"] < 0.6 and bad["pesq_wb_mean"] < 1.5
+    assert "asr_wer" not in bad and any("ASR" in n for n in bad["notes"])
+
+
+def test_without_the_eval_extra_its_metrics_are_skipped(run, monkeypatch):
+    data, bundle = run
+    monkeypatch.setattr("vocoder.asr_wer.missing_packages", lambda: ["pocketsphinx"])
+    monkeypatch.setattr("vocoder.intelligibility.missing_packages", lambda: ["pystoi", "pesq"])
+    res = evaluate(bundle, data, n=1, backend="torch", pitch_semitones=0)
+    assert math.isfinite(res["nll_bits_per_sample"])
+    assert not {"stoi_mean", "pesq_wb_mean", "asr_wer"} & set(res)
+    assert not {"stoi", "pesq_wb", "asr_wer"} & set(res["per_utterance"][0])
+    notes = [n for n in res["notes"] if "pip install -e .[eval]" in n]
+    assert len(notes) == 2 and "STOI and PESQ" in notes[0] and "pocketsphinx" in notes[1]
+    format_report(res)

@@ -53,7 +53,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                    n_nll=args.n_nll, pitch_semitones=args.pitch_semitones,
                    temperature=args.temperature, voiced_temperature=args.voiced_temperature,
                    fold=None if args.fold == "auto" else args.fold == "on", out=out,
-                   audio_dir=args.audio_dir, progress=not args.quiet)
+                   audio_dir=args.audio_dir, asr=not args.no_asr, progress=not args.quiet)
     print(format_report(res))
     print(f"wrote {out}")
     if args.print_json:
@@ -83,8 +83,9 @@ def register(subparsers) -> None:
                    "OUT/bundle-stepN)")
     s.set_defaults(func=_cmd_train)
 
-    s = subparsers.add_parser("evaluate", help="NLL, F0/V-UV error, MCD and pitch control "
-                              "of a bundle on a dataset's test split")
+    s = subparsers.add_parser("evaluate", help="NLL, F0/V-UV error, MCD, pitch control, "
+                              "STOI, PESQ and ASR word error rate of a bundle on a dataset's "
+                              "test split")
     s.add_argument("bundle")
     s.add_argument("--data", required=True, help="dataset directory")
     s.add_argument("--n", type=int, default=4, help="test utterances to synthesise")
@@ -98,6 +99,8 @@ def register(subparsers) -> None:
                    help="fold long utterances into parallel segments (as `synthesize`)")
     s.add_argument("--json", help="where to write the JSON (default: BUNDLE/evaluation.json)")
     s.add_argument("--audio-dir", help="also write the generated wavs here")
+    s.add_argument("--no-asr", action="store_true",
+                   help="skip the ASR word error rate (PocketSphinx, the slowest metric)")
     s.add_argument("--print-json", action="store_true", help="print the JSON too")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_evaluate)
