@@ -58,13 +58,9 @@ _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 
 def missing_packages() -> list[str]:
     """The ``eval`` extra's ASR packages that cannot be imported ([] when all can)."""
-    missing = []
-    for name in ("pocketsphinx", "jiwer"):
-        try:
-            __import__(name)
-        except ImportError:
-            missing.append(name)
-    return missing
+    from vocoder.intelligibility import missing_modules
+
+    return missing_modules(("pocketsphinx", "jiwer"))
 
 
 # -- text ------------------------------------------------------------------------------

@@ -22,15 +22,20 @@ import numpy as np
 PESQ_RATE = 16000
 
 
-def missing_packages() -> list[str]:
-    """The ``eval`` extra's packages for STOI and PESQ that cannot be imported."""
+def missing_modules(names) -> list[str]:
+    """Those of the modules ``names`` that cannot be imported."""
     missing = []
-    for name in ("pystoi", "pesq"):
+    for name in names:
         try:
             __import__(name)
         except ImportError:
             missing.append(name)
     return missing
+
+
+def missing_packages() -> list[str]:
+    """The ``eval`` extra's packages for STOI and PESQ that cannot be imported."""
+    return missing_modules(("pystoi", "pesq"))
 
 
 def aligned(ref: np.ndarray, gen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

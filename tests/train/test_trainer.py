@@ -206,3 +206,12 @@ def test_bundle_from_checkpoint(data, tmp_path):
     assert torch.equal(torch.from_numpy(voc.bundle.weights["head2.bias"]), ema["head2.bias"])
     with pytest.raises(VocoderError, match="no checkpoint of step 3"):
         bundle_from_checkpoint(tmp_path / "run", tmp_path / "b3", step=3)
+
+
+def test_bundle_from_checkpoint_records_the_corpus(data, tmp_path):
+    from vocoder.train.trainer import bundle_from_checkpoint
+
+    train(data, tmp_path / "run", _preset(steps=2, checkpoint_every=2), stop_at=2,
+          export=False, progress=False, device="cpu")
+    voc = Vocoder.load(bundle_from_checkpoint(tmp_path / "run", tmp_path / "b"))
+    assert voc.bundle.training["corpus"]["speakers"] == ["spk0", "spk1"]

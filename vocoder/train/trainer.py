@@ -636,7 +636,8 @@ def bundle_from_checkpoint(run_dir: str | Path, out: str | Path, step: int | Non
     model = WaveNet(cfg)
     model.load_state_dict(state["ema"] if state.get("ema") is not None else state["model"])
     spec = state.get("feature_spec")
-    training = {"run": str(run_dir), "steps": step, "of_steps": tcfg.steps,
+    training = {"run": str(run_dir), "corpus": _run_corpus(Path(run_dir)), "steps": step,
+                "of_steps": tcfg.steps,
                 "metrics": {k: round(v, 5) for k, v in (state.get("metrics") or {}).items()},
                 "time_s": round(float(state.get("elapsed_s", 0.0)), 1),
                 "weights": "ema" if state.get("ema") is not None else "final",
@@ -648,6 +649,20 @@ def bundle_from_checkpoint(run_dir: str | Path, out: str | Path, step: int | Non
 
         export_bundle(path)
     return path
+
+
+def _run_corpus(run_dir: Path) -> dict[str, Any]:
+    """What the bundle records of a run's dataset (its path, source and speakers, which
+    ``vocoder say`` needs), from run.json's data directory when it is still there."""
+    import json
+
+    try:
+        data = Path(json.loads((run_dir / "run.json").read_text())["data"])
+        info = json.loads((data / "corpus.json").read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {"path": str(data), "source": info.get("source"),
+            "speakers": list(info.get("speakers", []))}
 
 
 def _sampler_seed(seed: int, rank: int) -> int:
