@@ -141,3 +141,8 @@ def test_pesq_of_identical_and_of_degraded_signals():
     assert pesq_wb(np.zeros(SR), np.zeros(SR)) is None
     with pytest.raises(ValueError, match="16000"):
         pesq_wb(x, x, 22050)
+
+
+def test_stoi_of_a_clip_shorter_than_one_frame_is_none():
+    x = np.random.default_rng(0).standard_normal(240)
+    assert stoi_score(x, x, SR) is None

@@ -49,8 +49,13 @@ def stoi_score(ref: np.ndarray, gen: np.ndarray, sample_rate: int) -> float | No
     """STOI of ``gen`` (T,) against ``ref`` (T,) at ``sample_rate``, or None when the
     reference has too little non-silent audio to score."""
     from pystoi import stoi
+    from pystoi.stoi import FS, N_FRAME
 
     ref, gen = aligned(ref, gen)
+    # Shorter than one of pystoi's analysis frames (after its resampling to FS): it
+    # would fail inside numpy instead of warning.
+    if len(ref) * FS < (N_FRAME + 1) * sample_rate:
+        return None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         score = float(stoi(ref, gen, sample_rate, extended=False))
