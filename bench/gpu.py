@@ -13,7 +13,7 @@ Measures, per variant:
 
 Writes ``bench/results/gpu-<card>-<date>.json`` naming the card. Without a CUDA GPU it
 says so and exits with status 2 (nothing measured). Without ``--bundle`` it uses a
-random-weight bundle of the default architecture (config A of PERF-NOTES: 20 layers,
+random-weight bundle of the default architecture (20 layers,
 2 x 1..512, R 64) with 80 conditioning channels at hop 80.
 """
 

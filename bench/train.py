@@ -41,13 +41,20 @@ def legacy_forward(model: WaveNet, x: torch.Tensor, features: torch.Tensor,
                    speaker: torch.Tensor | None, frame_offset: int) -> torch.Tensor:
     """The forward before the training speed-up: logits (B, A, T).
 
-    Channels first; the dilated conv is a Conv1d on a padded copy; every layer slices its
+    For models without the excitation input. Channels first; the dilated conv is a Conv1d
+    on a padded copy; every layer slices its
     gate bias out of the (B, L*G, T) conditioning, and each slice's backward allocates and
     zero-fills a gradient of the whole tensor.
     """
     cfg = model.cfg
     B, T = x.shape
-    cond = model._cond_channels_first(B, T, features, speaker, None, frame_offset)
+    # The conditioning as it was computed then: channels first, one (B, L*G, T) tensor.
+    c = features.transpose(1, 2)
+    if cfg.cond_hidden:
+        c = torch.tanh(model.cond_in(c))
+    start = frame_offset * cfg.hop_length
+    c = model.upsample(c)[..., start:start + T]
+    cond = model.cond_proj(c) + model._global_bias(B, speaker, None)[:, :, None]
     G = cfg.gate_channels
     h = model.embed(x).transpose(1, 2)
     skip = 0

@@ -83,11 +83,15 @@ class Conditioner:
         f = f if self.normalize is None else self.normalize(f)
         return f if self.phase is None else append_phase(f, self.phase[w.f0:w.f1])
 
-    def voicing(self, s0: int, s1: int) -> np.ndarray:
-        """(s1 - s0,) bool: whether each sample's frame is voiced (False past the end)."""
+    def require_voicing(self) -> None:
+        """Raise unless :meth:`voicing` can answer (the features have a voicing flag)."""
         if self.vuv_feature is None or self.features is None:
             raise VocoderError("a voiced temperature needs a voicing feature ('vuv'), "
                                "and this model's features have none")
+
+    def voicing(self, s0: int, s1: int) -> np.ndarray:
+        """(s1 - s0,) bool: whether each sample's frame is voiced (False past the end)."""
+        self.require_voicing()
         hop = self.cfg.hop_length
         out = np.zeros(s1 - s0, bool)
         e = min(s1, self.n_samples)

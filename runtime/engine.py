@@ -68,6 +68,8 @@ def generate(backend: Backend, jobs: list[Job], seed: int, temperature: float,
     the number of steps done. ``voiced_temperature`` (if not None) replaces
     ``temperature`` in the samples of voiced frames (FFTNet's conditional sampling)."""
     if voiced_temperature is not None:
+        for j in jobs:
+            j.cond.require_voicing()
         temperature = _VoicedTemperature(temperature, voiced_temperature)
     chunk = chunk or default_chunk(backend, len(jobs))
     total = max(j.length for j in jobs)

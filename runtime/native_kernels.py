@@ -45,7 +45,6 @@ from numba.extending import intrinsic
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 MODE_SAMPLE = 0
-MODE_GREEDY = 1
 MODE_TEACHER = 2
 
 #: Steps of a layer's past tap computed as one product (the default of past_blocks).
@@ -482,10 +481,9 @@ def huge_page_arrays(arrays: list[np.ndarray]) -> list[np.ndarray]:
     transparent huge pages (``madvise``), starting on a 2 MB boundary.
 
     The step reads every weight page each step: in 4 KB pages that is 600 TLB entries,
-    more than the first-level TLB holds; in two 2 MB pages it is two. On the build machine
-    `python -m bench.native` went from 23.3-24.6k to 26.1-27.4k samples/s at fp32 (A/B
-    runs in one process gave 0 to 22 %). Where the OS has no ``madvise`` (or refuses),
-    plain copies."""
+    more than the first-level TLB holds; in two 2 MB pages it is two (README has the
+    measured gain, from `python -m bench.native`). Where the OS has no ``madvise`` (or
+    refuses), plain copies."""
     sizes = [-(-a.nbytes // 64) * 64 for a in arrays]
     try:
         mm = mmap.mmap(-1, sum(sizes) + HUGE_PAGE,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU checks of the runtime in one command, for a machine that has an NVIDIA GPU but
-# maybe no network (the lent device machines): the GPU tests (cuda parity, graph replay =
+# maybe no network: the GPU tests (cuda parity, graph replay =
 # eager, half-precision bounds; the fused Triton step compiled; tensorrt where installed),
 # then the GPU benchmark (cuda and triton backends, eager and graph replay).
 #

@@ -36,8 +36,8 @@ def test_ring_layout_offsets_and_period():
     assert ring_slots(cfg, 3) == ring_slots(cfg, 3 + cfg.max_dilation)
 
 
-def test_flops_match_perf_notes_formula():
-    # PERF-NOTES: L(8R^2 + 2SR + 2R^2) - 2R^2 + 2S^2 + 512S with G = 2R
+def test_flops_match_the_closed_form():
+    # counted by hand for G = 2R: L(8R^2 + 2SR + 2R^2) - 2R^2 + 2S^2 + 512S
     cfg = WaveNetConfig()
     R, S, L = 64, 128, 20
     assert flops_per_sample(cfg) == L * (8 * R * R + 2 * S * R + 2 * R * R) - 2 * R * R \

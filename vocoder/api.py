@@ -156,9 +156,6 @@ class Vocoder:
             for seg in segs:
                 jobs.append(engine.Job(c, i, seg.warm, seg.length))
                 owners.append((i, seg))
-        if voiced is not None:
-            for c in conds:
-                c.voicing(0, 0)  # a clear error now if the model has no voicing feature
         audio = self._run(jobs, seed, temperature, progress, voiced)
         out = []
         for i, c in enumerate(conds):
@@ -204,8 +201,6 @@ class Vocoder:
         if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
             raise VocoderError(f"chunk must be an int >= 1 (samples), got {chunk!r}")
         cond = self._conditioner(features, speaker, gc, n_samples, normalize)
-        if voiced is not None:
-            cond.voicing(0, 0)
         job = engine.Job(cond, 0, 0, cond.n_samples)
         q = self.config.quantization_channels
         for _, c in engine.generate(self.backend, [job], seed, temperature, chunk=int(chunk),

@@ -337,10 +337,7 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
         raise VocoderError(f"n must be an int >= 0, got {n!r}")
     voc = Vocoder.load(bundle, backend=backend)
     try:
-        temperature, voiced_temperature = voc.resolve_temperatures(temperature,
-                                                                   voiced_temperature)
-        # What synthesize is given: the same temperature in voiced frames means "off".
-        voiced_arg = temperature if voiced_temperature is None else voiced_temperature
+        resolved = voc.resolve_temperatures(temperature, voiced_temperature)
         cfg, spec = voc.config, voc.feature_spec
         ds = load_manifest(data_dir)
         split = "test" if ds.split("test") else "train"
@@ -360,8 +357,8 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
         speaker_of = (lambda e: e.speaker) if cfg.n_speakers else (lambda e: None)
         result: dict[str, Any] = {"bundle": str(bundle), "data": str(data_dir),
                                   "split": split, "backend": voc.backend_name, "seed": seed,
-                                  "temperature": temperature,
-                                  "voiced_temperature": voiced_temperature,
+                                  "temperature": resolved[0],
+                                  "voiced_temperature": resolved[1],
                                   "notes": []}
         if split == "train":
             result["notes"].append("the dataset has no test split: evaluated on train")
@@ -406,7 +403,7 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
             t0 = time.perf_counter()
             gen = voc.synthesize(feats, speaker=speaker_of(e), seed=seed + k, fold=fold,
                                  temperature=temperature,
-                                 voiced_temperature=voiced_arg, progress=progress)
+                                 voiced_temperature=voiced_temperature, progress=progress)
             synth_time += time.perf_counter() - t0
             synth_samples += len(gen)
             row: dict[str, Any] = {"id": e.id, "seconds": round(len(gen) / sr, 3),
@@ -444,7 +441,7 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
                         shifted[:, i_f0] += sign * math.log(2.0) * pitch_semitones / 12.0
                         g2 = voc.synthesize(shifted, speaker=speaker_of(e), seed=seed + k,
                                             fold=fold, temperature=temperature,
-                                            voiced_temperature=voiced_arg)
+                                            voiced_temperature=voiced_temperature)
                         lf2, v2 = f0_track(g2, sr, hop, tf)
                         both = v2 & voiced_gen
                         delta = (lf2 - log_f0_gen)[both] * _CENTS
@@ -527,24 +524,28 @@ def format_report(result: dict[str, Any]) -> str:
                   f"{fmt(ps['down_cents']):>12}"]
     rows = result.get("per_utterance") or []
     if rows:
-        lines += ["", f"{'utterance':<16}{'sec':>7}{'bits':>8}{'F0 c':>9}{'V/UV':>8}"
-                  f"{'MCD':>8}{'+st':>8}{'-st':>8}"]
-        for r in rows:
-            cell = lambda k, w, r=r: f"{fmt(r.get(k)):>{w}}"
-            lines.append(f"{r['id'][:15]:<16}{r['seconds']:>7}{cell('nll_bits', 8)}"
-                         f"{cell('f0_error_cents', 9)}{cell('vuv_error', 8)}"
-                         f"{cell('mcd_db', 8)}{cell('pitch_up_cents', 8)}"
-                         f"{cell('pitch_down_cents', 8)}")
+        lines += _utterance_table(rows, [("sec", "seconds", 7), ("bits", "nll_bits", 8),
+                                         ("F0 c", "f0_error_cents", 9),
+                                         ("V/UV", "vuv_error", 8), ("MCD", "mcd_db", 8),
+                                         ("+st", "pitch_up_cents", 8),
+                                         ("-st", "pitch_down_cents", 8)], fmt)
     if any(k in r for r in rows for k in ("stoi", "pesq_wb", "asr_wer")):
-        lines += ["", f"{'utterance':<16}{'STOI':>8}{'PESQ':>7}{'WER':>8}{'ref WER':>9}"
-                  f"  generated audio heard as"]
-        for r in rows:
-            cell = lambda k, w, r=r: f"{fmt(r.get(k)):>{w}}"
-            lines.append(f"{r['id'][:15]:<16}{cell('stoi', 8)}{cell('pesq_wb', 7)}"
-                         f"{cell('asr_wer', 8)}{cell('asr_ref_wer', 9)}"
-                         f"  {r.get('asr_hyp', '')[:40]}")
+        lines += _utterance_table(rows, [("STOI", "stoi", 8), ("PESQ", "pesq_wb", 7),
+                                         ("WER", "asr_wer", 8), ("ref WER", "asr_ref_wer", 9)],
+                                  fmt, tail=("generated audio heard as", "asr_hyp"))
     lines += [f"note: {n}" for n in result.get("notes", [])]
     return "\n".join(lines)
+
+
+def _utterance_table(rows, columns, fmt, tail=None) -> list[str]:
+    """A blank line, a header and one line per utterance: ``columns`` are (title, key,
+    width); ``tail`` (title, key) a free-text last column."""
+    head = f"{'utterance':<16}" + "".join(f"{t:>{w}}" for t, _, w in columns)
+    lines = ["", head + (f"  {tail[0]}" if tail else "")]
+    for r in rows:
+        line = f"{r['id'][:15]:<16}" + "".join(f"{fmt(r.get(k)):>{w}}" for _, k, w in columns)
+        lines.append(line + (f"  {(r.get(tail[1]) or '')[:40]}" if tail else ""))
+    return lines
 
 
 def _round(v, digits):

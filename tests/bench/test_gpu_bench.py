@@ -1,5 +1,5 @@
 """bench.gpu's measuring code runs on the CPU device (the cuda and triton loops run eagerly
-there), so that the first run on a lent GPU does not fail on the benchmark itself."""
+there), so that the first run on a real GPU does not fail on the benchmark itself."""
 
 from __future__ import annotations
 

@@ -40,7 +40,8 @@ def test_export_checks_and_matches_torch(tmp_path, cfg):
 
 
 def test_step_graph_is_lean():
-    # the default config's step graph: ~8 nodes a layer (PERF-NOTES: node count is speed)
+    # the default config's step graph: ~8 nodes a layer (each node costs a fixed overhead
+    # per step on ONNX Runtime, so the node count is speed)
     from vocoder.bundle import Bundle
     from vocoder.config import WaveNetConfig
     from vocoder.export.exporter import build_graphs

@@ -41,7 +41,7 @@ def test_shipped_presets_load(name):
 
 
 def test_demo_preset_is_20_layers_in_2_stacks_of_1_to_512():
-    # the starting point, narrowed (R=32, S=64) to train in an hour on 2 cores
+    # the default architecture's depth, narrowed (R=32, S=64) to train quickly on 2 cores
     cfg = load_preset(CONFIGS / "demo.json").model_config(10, 4)
     assert (cfg.layers, cfg.stacks, cfg.max_dilation) == (20, 2, 512)
     assert (cfg.residual_channels, cfg.skip_channels, cfg.cond_channels) == (32, 64, 10)
