@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -159,3 +160,23 @@ def test_no_train_split_is_an_error(tmp_path):
     (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(VocoderError, match="train split"):
         load_train_data(root)
+
+
+def test_a_given_spec_is_kept_when_the_data_matches_it_and_refused_otherwise(tmp_path):
+    root = write_dataset(tmp_path / "d", n_train=3, n_test=1)
+    fitted = load_train_data(root).spec
+    # A rebuilt corpus whose F0 analysis differs in the last digits is the same data:
+    # the run's own normalisation is kept.
+    nudged = dataclasses.replace(fitted, mean=(fitted.mean[0] + 1e-4 * fitted.std[0],
+                                               *fitted.mean[1:]))
+    data = load_train_data(root, spec=nudged)
+    assert data.spec == nudged
+    want = (np.load(root / "feats" / "utt000.npy")[:, 0] - nudged.mean[0]) / nudged.std[0]
+    assert np.allclose(data.train[0].features[:, 0], want, atol=1e-5)
+    # Statistics a tenth of a std away, or another feature set, are other data.
+    moved = dataclasses.replace(fitted, mean=(fitted.mean[0] + 0.1 * fitted.std[0],
+                                              *fitted.mean[1:]))
+    renamed = dataclasses.replace(fitted, names=("x", *fitted.names[1:]))
+    for spec in (moved, renamed):
+        with pytest.raises(VocoderError, match="different data"):
+            load_train_data(root, spec=spec)

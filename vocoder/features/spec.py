@@ -74,6 +74,21 @@ class FeatureSpec:
         return cls(tuple(names), hop_length, tuple(map(float, mean)), tuple(map(float, std)),
                    tuple(bool(b) for b in binary))
 
+    def matches(self, other: FeatureSpec, tolerance: float = 1e-2) -> bool:
+        """Same features, hop and binary dims, and statistics within ``tolerance``.
+
+        Means may differ by ``tolerance`` standard deviations and stds by that ratio: a
+        corpus rebuilt on another machine can differ in the last digits of its F0
+        analysis, which is the same data for training purposes.
+        """
+        if (self.names, self.hop_length, self.binary) != \
+                (other.names, other.hop_length, other.binary):
+            return False
+        m0, m1 = np.asarray(self.mean), np.asarray(other.mean)
+        s0, s1 = np.asarray(self.std), np.asarray(other.std)
+        return bool(np.all(np.abs(m0 - m1) <= tolerance * s0)
+                    and np.all(np.abs(s1 / s0 - 1.0) <= tolerance))
+
     def normalize(self, features: np.ndarray) -> np.ndarray:
         """(..., D) raw features -> float32 normalised features."""
         mean = np.asarray(self.mean, dtype=np.float32)

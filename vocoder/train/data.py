@@ -256,11 +256,14 @@ def _load_dataset(directory: Path):
 
 
 def load_train_data(directory: str | Path, quantization_channels: int = 256,
-                    max_test: int | None = None) -> TrainData:
+                    max_test: int | None = None, spec: FeatureSpec | None = None
+                    ) -> TrainData:
     """Read, validate and preload a dataset directory (format: :mod:`vocoder.data.corpus`).
 
     Features are normalised with statistics fitted on the train split (binary
-    dimensions left alone). ``max_test`` caps the preloaded test utterances.
+    dimensions left alone), or with ``spec`` when given (a resumed run keeps its own
+    normalisation; the data must give matching statistics). ``max_test`` caps the
+    preloaded test utterances.
     """
     directory = Path(directory)
     ds = _load_dataset(directory)
@@ -270,8 +273,13 @@ def load_train_data(directory: str | Path, quantization_channels: int = 256,
     if max_test is not None:
         test_entries = test_entries[:max_test]
     raw = {e.id: ds.load(e) for e in [*train_entries, *test_entries]}
-    spec = FeatureSpec.fit(ds.feature_names, ds.hop_length,
-                           [raw[e.id][1] for e in train_entries], list(map(bool, ds.binary)))
+    fitted = FeatureSpec.fit(ds.feature_names, ds.hop_length,
+                             [raw[e.id][1] for e in train_entries], list(map(bool, ds.binary)))
+    if spec is not None and not spec.matches(fitted):
+        raise VocoderError(f"{directory}: the dataset's features or their statistics differ "
+                           "from the ones the run was started with (--resume on different "
+                           "data?)")
+    spec = spec if spec is not None else fitted
     dtype = np.uint8 if quantization_channels <= 256 else np.int32
 
     def utterance(e) -> Utterance:

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from vocoder.config import WaveNetConfig
 from vocoder.errors import VocoderError
 from vocoder.excitation import config_fields as excitation_fields
+from vocoder.features.spec import FeatureSpec
 from vocoder.fileio import atomic_path, write_text_atomic
 from vocoder.model import WaveNet
 from vocoder.train.config import Preset, TrainConfig
@@ -411,14 +412,13 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
     # (slower) full load, which needs the config's quantisation.
     dims = _dataset_dims(Path(data_dir)) if not resume else None
     cfg, tcfg, state = _resolve_configs(run_dir, preset, resume, steps, dims)
-    data = load_train_data(data_dir, cfg.quantization_channels, max_test=tcfg.val_utterances)
+    run_spec = None if state is None or state.get("feature_spec") is None \
+        else FeatureSpec.from_dict(state["feature_spec"])
+    data = load_train_data(data_dir, cfg.quantization_channels,
+                           max_test=tcfg.val_utterances, spec=run_spec)
     if cfg.excitation and state is None:
         cfg = cfg.replace(**excitation_fields(data.spec))
     data.check_model(cfg)
-    if state is not None and state.get("feature_spec") is not None \
-            and state["feature_spec"] != data.spec.to_dict():
-        raise VocoderError(f"--resume: the dataset {data_dir} gives other feature "
-                           "statistics than the run was started with (different data?)")
     if info.main:
         run_dir.mkdir(parents=True, exist_ok=True)
     _barrier(info)
@@ -621,7 +621,6 @@ def bundle_from_checkpoint(run_dir: str | Path, out: str | Path, step: int | Non
     ``out``: the EMA weights when the run keeps them, with the run's feature spec, so an
     unfinished run can be listened to and evaluated."""
     from vocoder.bundle import save_bundle
-    from vocoder.features.spec import FeatureSpec
 
     ckpts = dict(list_checkpoints(run_dir))
     if not ckpts:
