@@ -7,6 +7,8 @@ called by ``vocoder.cli`` with the object returned by ``add_subparsers()``.
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 
 from vocoder.data.corpus import DEFAULT_SPEAKERS, Dataset
 
@@ -41,6 +43,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     feats.add_argument("--out", required=True, help="output directory")
     feats.add_argument("--labels-question-file", default=None,
                        help="HTS question file (needed when the manifest has labels)")
+    feats.add_argument("--hts-matching", choices=("merlin", "htk"), default="merlin",
+                       help="how QS patterns match: merlin (default; a pattern without * "
+                       "is searched anywhere, as Merlin and nnmnkwii do) or htk (each "
+                       "pattern must match the whole context)")
+    feats.add_argument("--hts-positions", choices=("centre", "merlin"), default="centre",
+                       help="position columns: centre (default; at the frame centre, log "
+                       "phone duration in seconds) or merlin (at the frame end, phone "
+                       "duration in frames)")
+    feats.add_argument("--max-trailing-audio", type=float, default=0.25, metavar="SECONDS",
+                       help="audio running past its labels' end by up to this much is "
+                       "trimmed, more is an error (default 0.25)")
     feats.add_argument("--hop-length", type=int, default=80,
                        help="samples per feature frame (default 80)")
     feats.add_argument("--sample-rate", type=int, default=None,
@@ -70,10 +83,19 @@ def _cmd_corpus_espeak(args: argparse.Namespace) -> int:
 
 def _cmd_features(args: argparse.Namespace) -> int:
     from vocoder.data.corpus import build_features_for_manifest
+    from vocoder.features.hts import HTSConfig
 
-    ds = build_features_for_manifest(args.manifest, args.out,
-                                     question_file=args.labels_question_file,
-                                     hop_length=args.hop_length, sample_rate=args.sample_rate,
-                                     f0_method=args.f0_method, progress=not args.no_progress)
+    config = HTSConfig(matching=args.hts_matching, positions=args.hts_positions,
+                       max_trailing_s=args.max_trailing_audio)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = build_features_for_manifest(args.manifest, args.out,
+                                         question_file=args.labels_question_file,
+                                         hop_length=args.hop_length,
+                                         sample_rate=args.sample_rate,
+                                         f0_method=args.f0_method,
+                                         progress=not args.no_progress, hts_config=config)
     print(_summary(ds))
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
     return 0

@@ -35,18 +35,22 @@ import os
 import random
 import re
 import tempfile
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
 from vocoder.errors import VocoderError
+
+if TYPE_CHECKING:
+    from vocoder.features.hts import HTSConfig, QuestionUsage
 
 FORMAT = "vocoder-corpus"
 VERSION = 1
@@ -450,15 +454,21 @@ def load_manifest(directory: str | Path, check_values: bool = True) -> Dataset:
 def build_features_for_manifest(manifest: str | Path, out: str | Path,
                                 question_file: str | Path | None = None,
                                 hop_length: int = 80, sample_rate: int | None = None,
-                                f0_method: str = "dio", progress: bool = True) -> Dataset:
+                                f0_method: str = "dio", progress: bool = True,
+                                hts_config: HTSConfig | None = None) -> Dataset:
     """Turn a user's manifest (wav + HTS labels or a (Tf, D) .npy) into a dataset in ``out``.
 
     For every utterance: the wav (mono, at ``sample_rate``, default the first wav's rate)
     is zero-padded to ``ceil(N / hop_length)`` frames, log-F0 and voicing are computed
-    from it, and the linguistic block comes from its HTS labels (with ``question_file``,
-    ``vocoder.features.hts``) or its .npy (which must be within one frame of the audio).
-    All utterances must use the same kind of input and dimension. Output: wavs (PCM16),
-    feats = [linguistic, log_f0, vuv], manifest.jsonl, corpus.json.
+    from it, and the linguistic block comes from its HTS labels (with ``question_file``
+    and ``hts_config``, ``vocoder.features.hts``; audio past the labels' end is first
+    trimmed, within ``hts_config.max_trailing_s``) or its .npy (which must be within one
+    frame of the audio). All utterances must use the same kind of input and dimension.
+    Output: wavs (PCM16), feats = [linguistic, log_f0, vuv], manifest.jsonl, corpus.json
+    (with the HTS options in ``source.hts``, which synthesis must use too).
+
+    Warns (:class:`vocoder.features.hts.HTSWarning`) when audio was trimmed and when a
+    question never fires on the whole dataset; the same notes go into ``source.notes``.
     """
     from vocoder.features import f0, hts
 
@@ -475,12 +485,14 @@ def build_features_for_manifest(manifest: str | Path, out: str | Path,
         raise VocoderError("all utterances must use the same linguistic input: either HTS "
                            "labels or .npy features, not a mix")
     use_labels = kinds == {"labels"}
-    questions = None
+    questions, usage, trimmed = None, None, {}
+    hts_config = hts.HTSConfig() if hts_config is None else hts_config
     if use_labels:
         if question_file is None:
             raise VocoderError("the manifest has HTS labels: give a question file "
                                "(--labels-question-file)")
-        questions = hts.load_question_set(question_file)
+        questions = hts.load_question_set(question_file, hts_config.matching)
+        usage = hts.QuestionUsage(questions)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows, dim, rate = [], None, sample_rate
@@ -489,12 +501,18 @@ def build_features_for_manifest(manifest: str | Path, out: str | Path,
         rate = sr if rate is None else rate
         if audio.size == 0:
             raise VocoderError(f"utterance {entry.id!r}: {entry.wav} is empty")
+        if use_labels:
+            labels = hts.read_hts_labels(entry.labels)
+            audio, cut = hts.fit_audio_to_labels(audio, labels, rate, hop_length,
+                                                 hts_config.max_trailing_s, entry.id)
+            if cut:
+                trimmed[entry.id] = round(cut / rate, 6)
         n_frames = max(1, math.ceil(audio.size / hop_length))
         audio = np.pad(audio, (0, n_frames * hop_length - audio.size))
         if use_labels:
-            labels = hts.read_hts_labels(entry.labels)
-            hts.check_label_length(labels, n_frames, rate, hop_length, entry.id)
-            ling = hts.hts_frame_features(labels, questions, n_frames, rate, hop_length)
+            ling = hts.hts_frame_features(labels, questions, n_frames, rate, hop_length,
+                                          hts_config.positions)
+            usage.add(ling)
         else:
             ling = hts.load_user_features(entry.features, n_frames, entry.id)
         if dim is None:
@@ -509,9 +527,12 @@ def build_features_for_manifest(manifest: str | Path, out: str | Path,
         wav_rel, feat_rel = _write_utterance(out, entry.id, audio, feats, rate)
         rows.append({"id": entry.id, "wav": wav_rel, "features": feat_rel,
                      "speaker": entry.speaker, "split": entry.split, "text": entry.text})
+    notes = _hts_notes(usage, trimmed, len(entries), hts_config) if use_labels else []
+    framing = "zero-pad at the end to ceil(N / hop) frames"
     if use_labels:
-        names = questions.feature_names()
-        binary = [bool(b) for b in questions.binary_mask()]
+        framing = "audio past the labels' end trimmed to a whole frame, then " + framing
+        names = hts.feature_names(questions, hts_config.positions)
+        binary = [bool(b) for b in hts.binary_mask(questions, hts_config.positions)]
     else:
         names = [f"user_{k}" for k in range(dim)]
         binary = [False] * dim  # unknown meaning: let normalisation scale every column
@@ -524,9 +545,27 @@ def build_features_for_manifest(manifest: str | Path, out: str | Path,
         "source": {"generator": "user-manifest", "manifest": str(manifest.resolve()),
                    "linguistic": "hts-labels" if use_labels else "npy",
                    "question_file": str(Path(question_file).resolve()) if use_labels else None,
-                   "framing": "zero-pad at the end to ceil(N / hop) frames",
+                   "hts": hts_config.to_dict() if use_labels else None,
+                   "framing": framing, "trimmed_s": trimmed, "notes": notes,
                    "f0": {"method": f0_method, "floor_hz": f0.DEFAULT_F0_FLOOR,
                           "ceil_hz": f0.DEFAULT_F0_CEIL}},
     }
     _write_dataset_files(out, info, rows)
+    for note in notes:
+        warnings.warn(note, hts.HTSWarning, stacklevel=2)
     return load_manifest(out)
+
+
+def _hts_notes(usage: QuestionUsage, trimmed: dict[str, float], n_utterances: int,
+               config: HTSConfig) -> list[str]:
+    """The notes of an HTS build for the user: trimmed audio, questions that never fired."""
+    notes = []
+    if trimmed:
+        worst = max(trimmed, key=trimmed.get)
+        notes.append(f"trimmed audio past the labels' end in {len(trimmed)} of {n_utterances} "
+                     f"utterances (at most {trimmed[worst]:.3f} s, in {worst!r}; up to "
+                     f"{config.max_trailing_s:g} s is trimmed, --max-trailing-audio)")
+    silent = usage.warning(config.matching)
+    if silent:
+        notes.append(silent)
+    return notes

@@ -4,39 +4,129 @@ Label files: one phone per line, ``start end context`` with times in HTK units (
 State-aligned labels (context ending in ``[k]``) are merged into phones by dropping the
 state suffix and joining consecutive lines with the same context.
 
-Question files: ``QS "name" {pat1,pat2,...}`` asks whether the context matches any
-pattern; ``CQS "name" {pat}`` reads a number. Blank lines and ``#`` comments are skipped.
+Questions (``QS``/``CQS``) and the two readings of their patterns, Merlin's (default) and
+HTK's: :mod:`vocoder.features.hts_questions`, re-exported here.
 
-Pattern semantics. In HTK a ``QS`` pattern must match the *whole* context, ``*`` standing
-for any string and ``?`` for one character; that is what is implemented here. (Merlin
-and nnmnkwii's ``wildcards2regex`` instead anchor only the ends that have no ``*``, search
-patterns without any ``*`` as substrings, and leave ``?`` literal; with the usual
-``*-a+*`` style questions both agree.) A ``CQS`` pattern is literal text around one
-capture group, ``(\\d+)`` or ``([\\d\\.]+)``, searched anywhere in the context as in
-Merlin; when it does not match (HTS writes ``xx`` for "not applicable") the value is
-``missing_value`` (-1.0 by default, Merlin's choice).
+Frame features: one 0/1 column per ``QS`` (``qs:<name>``), one value per ``CQS``
+(``cqs:<name>``), then two position columns, by ``positions``:
 
-Frame features (frame ``i`` described at its centre ``(i + 0.5) * H``): one 0/1 column per
-``QS`` (named ``qs:<name>``), one value per ``CQS`` (``cqs:<name>``), then
-``pos_in_phone`` (fraction of the phone elapsed) and ``log_phone_dur`` (log seconds).
+- ``"centre"`` (default): frame ``i`` is described at its centre ``(i + 0.5) * H``: it takes
+  the phone under the centre, ``pos_in_phone`` is the fraction of that phone elapsed at
+  the centre and ``log_phone_dur`` the natural log of the phone's duration in seconds.
+- ``"merlin"``: Merlin's frames. Phone ``k`` owns frames ``floor(start/H)`` to
+  ``floor(end/H) - 1`` (the frames whose *end* falls inside it), ``n_k`` of them;
+  ``pos_in_phone`` is ``(j + 1) / n_k`` for its ``j``-th frame and ``phone_frames`` is
+  ``n_k``. A phone shorter than a frame may own no frame, as in Merlin. (Merlin counts
+  state-aligned labels state by state; with states on the frame grid, as in its data,
+  the counts agree.)
+
+Frames past the last label get the last label, with ``pos_in_phone`` 1.
+
+Audio that runs past its labels (real recordings often do) is trimmed to the labels' end,
+rounded up to a whole frame, when the excess is at most ``HTSConfig.max_trailing_s``;
+beyond that, and for labels that run more than a frame past the audio, it is an error
+naming the utterance (:func:`fit_audio_to_labels`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from vocoder.errors import VocoderError
+from vocoder.features.hts_questions import (
+    MATCHING,
+    QuestionSet,
+    QuestionUsage,
+    check_matching,
+    continuous_to_regex,
+    label_features,
+    load_question_set,
+    wildcard_to_regex,
+)
 from vocoder.features.linguistic import frame_phone_index
 
+__all__ = [
+    "HTK_RATE", "MATCHING", "POSITIONS", "HTSConfig", "HTSLabel", "HTSWarning", "QuestionSet",
+    "QuestionUsage", "binary_mask", "check_label_length", "continuous_to_regex",
+    "feature_names", "fit_audio_to_labels", "hts_frame_features", "label_features",
+    "label_n_frames", "load_question_set", "load_user_features", "read_hts_labels",
+    "wildcard_to_regex",
+]
+
 HTK_RATE = 10_000_000  # HTK time units per second (100 ns)
-POSITION_NAMES = ("pos_in_phone", "log_phone_dur")
-_QUESTION = re.compile(r'^\s*(QS|CQS)\s+"([^"]+)"\s*\{(.*)\}\s*$')
+POSITIONS = ("centre", "merlin")
+POSITION_NAMES = {"centre": ("pos_in_phone", "log_phone_dur"),
+                  "merlin": ("pos_in_phone", "phone_frames")}
 _STATE = re.compile(r"\[\d+\]$")
-_NUMBER_GROUPS = {r"(\d+)": r"(\d+)", r"([\d\.]+)": r"([\d.]+)"}
+_MIN_DUR_S = 1e-3  # keeps the log duration finite for degenerate (sub-millisecond) phones
+
+
+class HTSWarning(UserWarning):
+    """A note for the user about HTS labels or questions: audio trimmed to its labels,
+    questions that never fire."""
+
+
+@dataclass(frozen=True)
+class HTSConfig:
+    """How HTS labels become frame features (see the module docstring).
+
+    ``matching``: ``"merlin"`` or ``"htk"``, how ``QS`` patterns match;
+    ``positions``: ``"centre"`` or ``"merlin"``, the position columns' convention;
+    ``max_trailing_s``: the most audio past the labels' end that is trimmed (seconds).
+
+    ``vocoder features`` writes it into the dataset's corpus.json (``source.hts``), which a
+    bundle trained on the dataset carries (``training.corpus.source``): read it back with
+    :meth:`from_source` to compute features the same way at synthesis.
+    """
+
+    matching: str = "merlin"
+    positions: str = "centre"
+    max_trailing_s: float = 0.25
+
+    def __post_init__(self) -> None:
+        check_matching(self.matching)
+        if self.positions not in POSITIONS:
+            raise VocoderError(f"HTS positions must be one of {', '.join(POSITIONS)}, got "
+                               f"{self.positions!r}")
+        if not (isinstance(self.max_trailing_s, int | float) and self.max_trailing_s >= 0
+                and math.isfinite(self.max_trailing_s)):
+            raise VocoderError(f"max trailing audio must be a number of seconds >= 0, got "
+                               f"{self.max_trailing_s!r}")
+        object.__setattr__(self, "max_trailing_s", float(self.max_trailing_s))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> HTSConfig:
+        """The inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        if not isinstance(d, dict):
+            raise VocoderError(f"HTS options must be a JSON object, got {d!r}")
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise VocoderError(f"unknown HTS option(s): {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    @classmethod
+    def from_source(cls, source: dict[str, Any] | None) -> HTSConfig:
+        """The options a dataset was built with, from corpus.json's ``source``.
+
+        Datasets written before the options were recorded used HTK matching and centre
+        positions. A dataset whose features do not come from HTS labels is an error.
+        """
+        source = source if isinstance(source, dict) else {}
+        if source.get("linguistic") != "hts-labels":
+            raise VocoderError("the dataset's linguistic features do not come from HTS "
+                               f"labels (source: {source.get('linguistic')!r})")
+        recorded = source.get("hts")
+        return cls(matching="htk") if recorded is None else cls.from_dict(recorded)
 
 
 @dataclass(frozen=True)
@@ -48,82 +138,23 @@ class HTSLabel:
     name: str
 
 
-@dataclass(frozen=True)
-class QuestionSet:
-    """Compiled questions: ``binary`` [(name, [regex])], ``continuous`` [(name, regex)]."""
-
-    binary: tuple[tuple[str, tuple[re.Pattern, ...]], ...]
-    continuous: tuple[tuple[str, re.Pattern], ...]
-
-    def feature_names(self) -> list[str]:
-        """Names of the columns ``hts_frame_features`` returns, in order."""
-        return ([f"qs:{n}" for n, _ in self.binary] + [f"cqs:{n}" for n, _ in self.continuous]
-                + list(POSITION_NAMES))
-
-    def binary_mask(self) -> np.ndarray:
-        """bool (D,): True for the QS columns (0/1), False for the rest."""
-        d = len(self.binary) + len(self.continuous) + len(POSITION_NAMES)
-        mask = np.zeros(d, dtype=bool)
-        mask[: len(self.binary)] = True
-        return mask
+def feature_names(questions: QuestionSet, positions: str = "centre") -> list[str]:
+    """Names of the columns :func:`hts_frame_features` returns, in order."""
+    return questions.question_names() + list(_position_names(positions))
 
 
-def wildcard_to_regex(pattern: str) -> re.Pattern:
-    """An HTK QS pattern (``*`` any string, ``?`` one char) as a whole-context regex."""
-    parts = [".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern]
-    return re.compile(r"\A" + "".join(parts) + r"\Z", re.DOTALL)
+def binary_mask(questions: QuestionSet, positions: str = "centre") -> np.ndarray:
+    """bool (D,): True for the QS columns (0/1), False for the rest."""
+    mask = np.zeros(len(feature_names(questions, positions)), dtype=bool)
+    mask[: len(questions.binary)] = True
+    return mask
 
 
-def continuous_to_regex(pattern: str, where: str) -> re.Pattern:
-    """A CQS pattern (literal text around one ``(\\d+)``/``([\\d\\.]+)`` group) as a regex."""
-    out, i, groups = [], 0, 0
-    while i < len(pattern):
-        for text, regex in _NUMBER_GROUPS.items():
-            if pattern.startswith(text, i):
-                out.append(regex)
-                i += len(text)
-                groups += 1
-                break
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    if groups != 1:
-        raise VocoderError(f"{where}: a CQS pattern needs exactly one (\\d+) or ([\\d\\.]+) "
-                           f"group, got {pattern!r}")
-    return re.compile("".join(out))
-
-
-def load_question_set(path: str | Path) -> QuestionSet:
-    """Parse an HTS question file (``QS``/``CQS`` lines); errors name the line."""
-    path = Path(path)
-    if not path.is_file():
-        raise VocoderError(f"question file not found: {path}")
-    binary, continuous, seen = [], [], set()
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        where = f"{path}:{lineno}"
-        m = _QUESTION.match(line)
-        if not m:
-            raise VocoderError(f'{where}: expected QS "name" {{pattern,...}} or '
-                               f'CQS "name" {{pattern}}, got {line[:80]!r}')
-        kind, name, body = m.groups()
-        if (kind, name) in seen:
-            raise VocoderError(f"{where}: question {name!r} is defined twice")
-        seen.add((kind, name))
-        patterns = [p.strip() for p in body.split(",") if p.strip()]
-        if not patterns:
-            raise VocoderError(f"{where}: question {name!r} has no pattern")
-        if kind == "QS":
-            binary.append((name, tuple(wildcard_to_regex(p) for p in patterns)))
-        else:
-            if len(patterns) != 1:
-                raise VocoderError(f"{where}: CQS {name!r} must have exactly one pattern")
-            continuous.append((name, continuous_to_regex(patterns[0], where)))
-    if not binary and not continuous:
-        raise VocoderError(f"question file {path} contains no QS or CQS lines")
-    return QuestionSet(tuple(binary), tuple(continuous))
+def _position_names(positions: str) -> tuple[str, str]:
+    if positions not in POSITION_NAMES:
+        raise VocoderError(f"HTS positions must be one of {', '.join(POSITIONS)}, got "
+                           f"{positions!r}")
+    return POSITION_NAMES[positions]
 
 
 def read_hts_labels(path: str | Path) -> list[HTSLabel]:
@@ -159,43 +190,72 @@ def read_hts_labels(path: str | Path) -> list[HTSLabel]:
     return labels
 
 
-def label_features(label: str, questions: QuestionSet,
-                   missing_value: float = -1.0) -> np.ndarray:
-    """float32 (Q_bin + Q_cont,): the answers for one full-context label."""
-    out = np.empty(len(questions.binary) + len(questions.continuous), dtype=np.float32)
-    for i, (_, regexes) in enumerate(questions.binary):
-        out[i] = any(r.match(label) for r in regexes)
-    base = len(questions.binary)
-    for j, (_, regex) in enumerate(questions.continuous):
-        m = regex.search(label)
-        out[base + j] = float(m.group(1)) if m else missing_value
-    return out
-
-
 def hts_frame_features(labels: list[HTSLabel], questions: QuestionSet, n_frames: int,
                        sample_rate: int = 16000, hop_length: int = 80,
-                       missing_value: float = -1.0) -> np.ndarray:
-    """float32 (n_frames, len(questions.feature_names())) at the hop.
+                       positions: str = "centre", missing_value: float = -1.0) -> np.ndarray:
+    """float32 (n_frames, len(feature_names(questions, positions))) at the hop.
 
-    Frames past the last label get the last label (as with eSpeak's trailing padding).
+    ``labels``: time-ordered phones (:func:`read_hts_labels`); ``positions``: ``"centre"``
+    or ``"merlin"`` (see the module docstring); ``missing_value``: a ``CQS`` answer where
+    its pattern does not match (-1, as Merlin).
     """
+    _position_names(positions)
     if n_frames <= 0:
         raise VocoderError(f"n_frames must be > 0, got {n_frames}")
     per_phone = np.stack([label_features(lab.name, questions, missing_value)
                           for lab in labels])
-    k = frame_phone_index(labels, HTK_RATE, n_frames, sample_rate, hop_length)
-    starts = np.array([lab.start for lab in labels], dtype=np.float64)
-    ends = np.array([lab.end for lab in labels], dtype=np.float64)
-    centres = (np.arange(n_frames) + 0.5) * hop_length * (HTK_RATE / sample_rate)
-    pos = np.clip((centres - starts[k]) / (ends[k] - starts[k]), 0.0, 1.0)
-    log_dur = np.log(np.maximum((ends[k] - starts[k]) / HTK_RATE, 1e-3))
-    return np.concatenate([per_phone[k], pos[:, None], log_dur[:, None]],
+    starts = np.array([lab.start for lab in labels], dtype=np.int64)
+    ends = np.array([lab.end for lab in labels], dtype=np.int64)
+    if positions == "centre":
+        k = frame_phone_index(labels, HTK_RATE, n_frames, sample_rate, hop_length)
+        centres = (np.arange(n_frames) + 0.5) * hop_length * (HTK_RATE / sample_rate)
+        span = (ends[k] - starts[k]).astype(np.float64)
+        pos = np.clip((centres - starts[k]) / span, 0.0, 1.0)
+        extra = np.log(np.maximum(span / HTK_RATE, _MIN_DUR_S))
+    else:
+        # Integer arithmetic: floor(t / H) with H = hop * HTK_RATE / sample_rate exactly.
+        unit = hop_length * HTK_RATE
+        first, stop = starts * sample_rate // unit, ends * sample_rate // unit
+        k = np.minimum(np.searchsorted(stop, np.arange(n_frames), side="right"),
+                       len(labels) - 1)
+        n = stop[k] - first[k]
+        pos = np.clip((np.arange(n_frames) - first[k] + 1) / np.maximum(n, 1), 0.0, 1.0)
+        extra = n.astype(np.float64)
+    return np.concatenate([per_phone[k], pos[:, None], extra[:, None]],
                           axis=1).astype(np.float32)
 
 
 def label_n_frames(labels: list[HTSLabel], sample_rate: int, hop_length: int) -> float:
     """Length of the labels in frames (fractional): the last end time over the hop."""
     return labels[-1].end / HTK_RATE * sample_rate / hop_length
+
+
+def fit_audio_to_labels(audio: np.ndarray, labels: list[HTSLabel], sample_rate: int,
+                        hop_length: int, max_trailing_s: float = 0.25,
+                        utt_id: str = "") -> tuple[np.ndarray, int]:
+    """The audio (N,) cut to its labels: ``(audio[:M], N - M)``, samples trimmed.
+
+    Within a frame of the labels' end nothing changes. Audio running further past the
+    labels is trimmed to the labels' end rounded up to a whole frame, if the excess is at
+    most ``max_trailing_s`` seconds; a larger excess, or labels lasting more than a frame
+    past the audio, is an error naming the utterance and both lengths.
+    """
+    n_frames = max(1, math.ceil(audio.shape[0] / hop_length))
+    if n_frames <= label_n_frames(labels, sample_rate, hop_length) + 1.0 + 1e-9:
+        check_label_length(labels, n_frames, sample_rate, hop_length, utt_id)
+        return audio, 0
+    unit = hop_length * HTK_RATE
+    keep = -(-labels[-1].end * sample_rate // unit) * hop_length  # whole frames, rounded up
+    label_s, audio_s = labels[-1].end / HTK_RATE, audio.shape[0] / sample_rate
+    if audio_s - label_s > max_trailing_s + 1e-9:
+        who = f"utterance {utt_id!r}: " if utt_id else ""
+        raise VocoderError(
+            f"{who}the audio lasts {audio_s:.3f} s ({n_frames} frames) but its labels end at "
+            f"{label_s:.3f} s ({label_n_frames(labels, sample_rate, hop_length):.2f} frames): "
+            f"{audio_s - label_s:.3f} s of audio past the labels is more than the "
+            f"{max_trailing_s:g} s that may be trimmed (--max-trailing-audio); check that "
+            f"the labels belong to this wav")
+    return audio[:keep], audio.shape[0] - keep
 
 
 def load_user_features(path: str | Path, n_frames: int, utt_id: str = "") -> np.ndarray:
