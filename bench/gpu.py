@@ -179,7 +179,9 @@ def first_chunk_latency(backend, repeats: int) -> dict:
 
 def variants(bundle, args):
     """(name, factory) of every variant to measure; factories build lazily."""
-    from vocoder.runtime.gpu_backend import CudaBackend, TensorRTBackend, TritonBackend
+    from vocoder.runtime.cuda_backend import CudaBackend
+    from vocoder.runtime.tensorrt_backend import TensorRTBackend
+    from vocoder.runtime.triton_backend import TritonBackend
 
     wanted = {b.strip() for b in args.backends.split(",")}
     unknown = wanted - {"cuda", "triton", "tensorrt"}
@@ -269,7 +271,7 @@ def main(argv=None) -> int:
         print("bench.gpu: torch is not installed; the GPU benchmark needs torch with CUDA",
               file=sys.stderr)
         return 2
-    from vocoder.runtime.gpu_backend import cuda_status
+    from vocoder.runtime.cuda_common import cuda_status
 
     ok, why = cuda_status()
     if not ok:
@@ -284,7 +286,7 @@ def main(argv=None) -> int:
     slug = "".join(c if c.isalnum() else "-" for c in card.lower()).strip("-")
     path = Path(args.out) / f"gpu-{slug}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
     trt_version = None
-    from vocoder.runtime.gpu_backend import TensorRTBackend
+    from vocoder.runtime.tensorrt_backend import TensorRTBackend
 
     if TensorRTBackend.available()[0]:
         import tensorrt

@@ -181,7 +181,8 @@ def run(seconds: float, torch_seconds: float, ort_seconds: float, repeats: int,
         bf16 = Vocoder.load(path, backend="native", precision="bf16", cond_threads=1)
         ort = Vocoder.load(path, backend="onnxruntime", threads=1, cond_threads=1)
         ref = Vocoder.load(path, backend="torch", threads=1)
-        cond = Conditioner(native.backend, feats, None, None, frames * cfg.hop_length)(0, n)
+        cond = Conditioner(cfg, feats, None, None, frames * cfg.hop_length).compute(
+            native.backend, 0, n)
         cond = np.ascontiguousarray(cond[None])
         u = uniforms(0, [0], 0, n)
         sizes = {"torch": (ref, torch_seconds), "onnxruntime": (ort, ort_seconds),

@@ -1,5 +1,5 @@
-"""``vocoder export``: write ``condition.onnx``, ``step.onnx`` and ``step_sample.onnx``
-into a bundle, check them against torch, and record the weights they came from."""
+"""``vocoder export``: write ``condition.onnx`` and ``step.onnx`` into a bundle, check them
+against torch, and record the weights they came from."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from vocoder.export.graphs import DEFAULT_OPSET, condition_graph, step_graph
 from vocoder.export.weights import cond_weights, step_weights
 from vocoder.fileio import atomic_path
 
-STEP_SAMPLE_ONNX = "step_sample.onnx"
+#: Graphs older exports wrote that no backend reads: removed by a new export.
+RETIRED = ("step_sample.onnx",)
 #: float32 export must match torch this closely on random inputs.
 TOLERANCE = 1e-4
 
@@ -36,8 +37,6 @@ def build_graphs(bundle: Bundle, opset: int = DEFAULT_OPSET,
         CONDITION_ONNX: condition_graph(cfg, cond_weights(cfg, bundle.weights), opset=opset,
                                         meta=meta),
         STEP_ONNX: step_graph(cfg, sw, batch=batch, opset=opset, meta=meta),
-        STEP_SAMPLE_ONNX: step_graph(cfg, sw, batch=batch, sample=True, opset=opset,
-                                     meta=meta),
     }
 
 
@@ -85,14 +84,10 @@ def compare_with_torch(bundle: Bundle, paths: dict[str, Path], batch: int = 2,
     with torch.no_grad():
         lg, pr = model.step(torch.from_numpy(x), torch.from_numpy(cond_t),
                             torch.from_numpy(past))
-    for name in (STEP_ONNX, STEP_SAMPLE_ONNX):
-        feed = {"x": x, "cond_t": cond_t, "past": past}
-        if name == STEP_SAMPLE_ONNX:
-            feed |= {"u": rng.random(B).astype(np.float32),
-                     "inv_temperature": np.ones(1, np.float32)}
-        out = sess(paths[name]).run(["logits", "present"], feed)
-        diffs[name] = float(max(np.abs(out[0] - lg.numpy()).max(),
-                                np.abs(out[1] - pr.numpy()).max()))
+    out = sess(paths[STEP_ONNX]).run(["logits", "present"],
+                                     {"x": x, "cond_t": cond_t, "past": past})
+    diffs[STEP_ONNX] = float(max(np.abs(out[0] - lg.numpy()).max(),
+                                 np.abs(out[1] - pr.numpy()).max()))
     return diffs
 
 
@@ -120,6 +115,8 @@ def export_bundle(path: str | Path, opset: int = DEFAULT_OPSET, batches: tuple[i
         if bad:
             raise VocoderError(f"export differs from torch beyond {TOLERANCE}: {bad}; "
                                "nothing was written")
+    for name in RETIRED:
+        (path / name).unlink(missing_ok=True)
     update_export_record(path, {"onnx": {
         "weights_sha256": bundle.weights_sha256, "opset": opset, "batches": list(batches),
         "static": static, "max_abs_diff": diffs, "files": list(graphs)}})

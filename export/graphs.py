@@ -21,8 +21,7 @@ from vocoder.export.weights import CondWeights, StepWeights
 ALLOWED_OPS = frozenset({
     "Gather", "Transpose", "MatMul", "Gemm", "Add", "Mul", "Sub", "Tanh", "Sigmoid", "Relu",
     "Concat", "Split", "Reshape", "Unsqueeze", "ConvTranspose", "Slice", "Expand",
-    "Softmax", "CumSum", "Less", "Cast", "ReduceSum", "Min", "Identity", "Conv",
-    "Exp", "Sin", "Cos",
+    "Identity", "Conv", "Exp", "Sin", "Cos",
 })
 
 DEFAULT_OPSET = 17
@@ -62,14 +61,10 @@ def _model(g: _G, inputs, outputs, name: str, opset: int, meta: dict[str, str]) 
 
 
 def step_graph(cfg: WaveNetConfig, w: StepWeights, *, batch: int | str = "B",
-               sample: bool = False, opset: int = DEFAULT_OPSET,
+               opset: int = DEFAULT_OPSET,
                meta: dict[str, str] | None = None) -> onnx.ModelProto:
     """The step graph: x (B,) int64, cond_t (B, L, G), past (B, L, R) ->
-    logits (B, A), present (B, L, R).
-
-    With ``sample``: extra inputs u (B,) float32 uniforms and inv_temperature (1,) float32,
-    extra output ``sample`` (B,) int64 drawn by inverse CDF (float32, on the device).
-    """
+    logits (B, A), present (B, L, R). Sampling is the runtime's (one reference sampler)."""
     L, R, G, A = cfg.layers, cfg.residual_channels, cfg.gate_channels, \
         cfg.quantization_channels
     H = G // 2
@@ -107,22 +102,6 @@ def step_graph(cfg: WaveNetConfig, w: StepWeights, *, batch: int | str = "B",
               helper.make_tensor_value_info("past", TensorProto.FLOAT, [batch, L, R])]
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, A]),
                helper.make_tensor_value_info("present", TensorProto.FLOAT, [batch, L, R])]
-    if sample:
-        inputs += [helper.make_tensor_value_info("u", TensorProto.FLOAT, [batch]),
-                   helper.make_tensor_value_info("inv_temperature", TensorProto.FLOAT, [1])]
-        p = g.op("Softmax", [g.op("Mul", ["logits", "inv_temperature"])], axis=1)
-        cdf = g.op("CumSum", [p, g.const(np.array(1, np.int64), "axis")])
-        total = g.op("Slice", [cdf, g.const(np.array([A - 1], np.int64), "s"),
-                               g.const(np.array([A], np.int64), "e"),
-                               g.const(np.array([1], np.int64), "ax")])
-        u2 = g.op("Unsqueeze", ["u", g.const(np.array([1], np.int64), "ax")])
-        below = g.op("Cast", [g.op("Less", [cdf, g.op("Mul", [u2, total])])],
-                     to=TensorProto.FLOAT)
-        k = g.op("ReduceSum", [below, g.const(np.array([1], np.int64), "ax")], keepdims=0)
-        k = g.op("Min", [k, g.const(np.array(A - 1, np.float32), "amax")])
-        g.nodes.append(helper.make_node("Cast", [k], ["sample"], name="sample_cast",
-                                        to=TensorProto.INT64))
-        outputs.append(helper.make_tensor_value_info("sample", TensorProto.INT64, [batch]))
     return _model(g, inputs, outputs, "wavenet_step", opset, meta or {})
 
 

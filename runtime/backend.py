@@ -45,8 +45,6 @@ class Backend(ABC):
     """Runs ``condition`` and the autoregressive step loop for one bundle."""
 
     name: ClassVar[str] = "?"
-    #: Whether synthesize folds long utterances by default (batching pays off).
-    prefers_folding: ClassVar[bool] = False
     #: Whether ``condition`` may run on a second thread while ``generate`` runs (true for
     #: backends whose conditioning is a separate ONNX Runtime session on the CPU).
     prefetch_condition: ClassVar[bool] = False

@@ -32,19 +32,20 @@ class Window:
 
 
 class Conditioner:
-    """cond for samples ``[s0, s1)`` of one utterance.
+    """What one utterance is conditioned on, and the frame windows behind any sample range
+    of it; a backend computes the cond (:func:`condition_batch`).
 
-    features (Tf, D) float32, or None; ``normalize`` maps a slice of them to what the model
-    was trained on (applied per chunk, so a long input is never copied whole); speaker an
+    config: the model's; features (Tf, D) float32, or None; ``normalize`` maps a slice of
+    them to what the model was trained on (applied per chunk, so a long input is never
+    copied whole); speaker an
     int or None; gc (gc_channels,) or None. Ranges past the end are padded with zeros
     (the extra samples are generated and discarded by the caller).
     """
 
-    def __init__(self, backend, features: np.ndarray | None, speaker: int | None,
+    def __init__(self, config, features: np.ndarray | None, speaker: int | None,
                  gc: np.ndarray | None, n_samples: int, normalize=None,
                  vuv_feature: int | None = None):
-        self.backend = backend
-        cfg = backend.config
+        cfg = config
         self.cfg = cfg
         self.features = features
         self.normalize = normalize
@@ -59,16 +60,15 @@ class Conditioner:
         # Which feature column is the voicing flag (for a lower voiced temperature).
         self.vuv_feature = vuv_feature if vuv_feature is not None else (
             cfg.vuv_feature if cfg.excitation else None)
-        self._constant = None
-        if not cfg.cond_channels:
-            # Without local conditioning the bias is the same for every sample.
-            self._constant = backend.condition(None, self.speaker, self.gc, 0, 1, 1)[0, 0]
+        # Without local conditioning the bias is the same for every sample: computed once
+        # per backend, on first use.
+        self._constant: tuple | None = None
 
     def window(self, s0: int, s1: int) -> Window | None:
         """The frames and crop behind ``[s0, s1)``; None when no ``condition`` call is
         needed (no local conditioning, or entirely past the end)."""
         e = min(s1, self.n_samples)
-        if self._constant is not None or e <= s0:
+        if not self.cfg.cond_channels or e <= s0:
             return None
         hop = self.cfg.hop_length
         f0 = max(0, s0 // hop - self.context)
@@ -100,14 +100,20 @@ class Conditioner:
             out[: e - s0] = self.features[frames, self.vuv_feature] > 0.5
         return out
 
-    def fill(self, s0: int, s1: int, out: np.ndarray) -> None:
-        """Write cond for ``[s0, s1)`` into ``out`` (s1 - s0, L, G) without a condition
-        call: the constant bias, or zeros past the end."""
-        put(out, 0.0 if self._constant is None else self._constant)
+    def fill(self, backend, s0: int, s1: int, out: np.ndarray) -> None:
+        """Write cond for ``[s0, s1)`` into ``out`` (s1 - s0, L, G) without a window: the
+        constant bias of a model without local conditioning, else zeros (past the end)."""
+        if self.cfg.cond_channels:
+            put(out, 0.0)
+            return
+        if self._constant is None or self._constant[0] is not backend:
+            bias = backend.condition(None, self.speaker, self.gc, 0, 1, 1)[0, 0]
+            self._constant = (backend, bias)
+        put(out, self._constant[1])
 
-    def __call__(self, s0: int, s1: int) -> np.ndarray:
-        """(s1 - s0, L, G) float32."""
-        return condition_batch(self.backend, [(self, s0, s1)])[0]
+    def compute(self, backend, s0: int, s1: int) -> np.ndarray:
+        """(s1 - s0, L, G) float32 from ``backend``."""
+        return condition_batch(backend, [(self, s0, s1)])[0]
 
 
 def condition_batch(backend, requests, out: np.ndarray | None = None) -> np.ndarray:
@@ -135,7 +141,7 @@ def condition_batch(backend, requests, out: np.ndarray | None = None) -> np.ndar
         cfg, n = requests[0][0].cfg, requests[0][2] - requests[0][1]
         out = np.empty((len(requests), n, cfg.layers, cfg.gate_channels), np.float32)
     for b, cond, s0, s1 in fills:
-        cond.fill(s0, s1, out[b])
+        cond.fill(backend, s0, s1, out[b])
     for (_, start, stop), members in groups.items():
         b0, m = members[0][0], stop - start
         dest = out[b0:b0 + len(members)]

@@ -48,16 +48,9 @@ def default_chunk(backend: Backend, batch: int) -> int:
     return int(np.clip(COND_CHUNK_BYTES // per_sample, 64, MAX_CHUNK))
 
 
-def _cond_batch(jobs: list[Job], tau: int, n: int, buf: np.ndarray) -> np.ndarray:
-    return condition_batch(jobs[0].cond.backend,
-                           [(j.cond, j.start + tau, j.start + tau + n) for j in jobs],
+def _cond_batch(backend: Backend, jobs: list[Job], tau: int, n: int, buf) -> np.ndarray:
+    return condition_batch(backend, [(j.cond, j.start + tau, j.start + tau + n) for j in jobs],
                            buf[:, :n])
-
-
-def _cond_buffer(jobs: list[Job], chunk: int):
-    """One conditioning buffer per run, reused by every chunk (a fresh one per chunk
-    costs a page fault per 4 KB: tens of ms at batch 16), in the backend's memory."""
-    return jobs[0].cond.backend.cond_buffer(len(jobs), chunk)
 
 
 def generate(backend: Backend, jobs: list[Job], seed: int, temperature: float,
@@ -78,21 +71,21 @@ def generate(backend: Backend, jobs: list[Job], seed: int, temperature: float,
     span = lambda tau: min(chunk, total - tau)
     try:
         if not backend.prefetch_condition:
-            buf = _cond_buffer(jobs, span(0))
-            conds = (_cond_batch(jobs, tau, span(tau), buf) for tau in starts)
+            buf = backend.cond_buffer(len(jobs), span(0))
+            conds = (_cond_batch(backend, jobs, tau, span(tau), buf) for tau in starts)
             yield from _steps(backend, jobs, starts, conds, state, seed, temperature, progress)
             return
         # Conditioning of chunk k+1 runs on a second thread (ONNX Runtime releases the GIL)
         # while the step loop of chunk k runs: the two halves of the work use both cores.
-        bufs = [_cond_buffer(jobs, span(0)) for _ in range(2)]
+        bufs = [backend.cond_buffer(len(jobs), span(0)) for _ in range(2)]
         with ThreadPoolExecutor(1, thread_name_prefix="vocoder-cond") as pool:
             def conds():
-                fut = pool.submit(_cond_batch, jobs, 0, span(0), bufs[0])
+                fut = pool.submit(_cond_batch, backend, jobs, 0, span(0), bufs[0])
                 for k in range(len(starts)):
                     cond = fut.result()
                     if k + 1 < len(starts):
                         nxt = starts[k + 1]
-                        fut = pool.submit(_cond_batch, jobs, nxt, span(nxt),
+                        fut = pool.submit(_cond_batch, backend, jobs, nxt, span(nxt),
                                           bufs[(k + 1) % 2])
                     yield cond
 
@@ -133,11 +126,13 @@ def teacher_force(backend: Backend, jobs: list[Job],
     chunk = chunk or default_chunk(backend, len(jobs))
     total = max(j.length for j in jobs)
     state = backend.new_state(len(jobs))
-    buf = _cond_buffer(jobs, min(chunk, total))
+    # One conditioning buffer per run, reused by every chunk (a fresh one per chunk
+    # costs a page fault per 4 KB), in the backend's memory.
+    buf = backend.cond_buffer(len(jobs), min(chunk, total))
     try:
         for tau in range(0, total, chunk):
             n = min(chunk, total - tau)
-            cond = _cond_batch(jobs, tau, n, buf)
+            cond = _cond_batch(backend, jobs, tau, n, buf)
             x = np.zeros((len(jobs), n), dtype=np.int64)
             for b, j in enumerate(jobs):
                 part = j.teacher[tau: tau + n]

@@ -24,18 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from vocoder.runtime.step_loop import ArrayOps, Repeat, run_steps
+
 #: What a period computes: sampled classes, argmax classes (temperature 0), or logits.
 SAMPLE, GREEDY, TEACHER = "sample", "greedy", "teacher"
 MODES = (SAMPLE, GREEDY, TEACHER)
-
-
-def rotated_slots(slots: np.ndarray, phase: int) -> np.ndarray:
-    """Ring rows of the P steps starting at a step ``t`` with ``t mod P == phase``.
-
-    slots (P, L) int64 (``RingLayout.slots``) -> (P, L) int64 with row i = slots[(phase + i) % P].
-    """
-    period = slots.shape[0]
-    return np.ascontiguousarray(np.roll(slots, -(phase % period), axis=0))
 
 
 def segments(n_steps: int, period: int) -> list[tuple[int, int]]:
@@ -58,6 +51,23 @@ def sample_torch(logits: torch.Tensor, u: torch.Tensor, inv_temperature: torch.T
     thresh = u.to(torch.float64).unsqueeze(-1) * c[:, -1:]
     k = (c < thresh).sum(dim=-1)
     return k.clamp_(max=logits.shape[-1] - 1)
+
+
+def _torch_sample(logits, u, inv, out):
+    out.copy_(sample_torch(logits, u, inv))
+
+
+def _torch_argmax(logits, u, inv, out):
+    torch.argmax(logits, dim=-1, out=out)
+
+
+_TORCH = dict(gather=lambda ring, rows, out: torch.index_select(ring, 1, rows, out=out),
+              scatter=lambda ring, rows, src: ring.index_copy_(1, rows, src),
+              copy=lambda dst, src: dst.copy_(src))
+#: The step loop's array operations on the device, per mode.
+TORCH_OPS = {SAMPLE: ArrayOps(**_TORCH, pick=_torch_sample),
+             GREEDY: ArrayOps(**_TORCH, pick=_torch_argmax),
+             TEACHER: ArrayOps(**_TORCH, pick=_torch_sample)}
 
 
 def _device(a: Any, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -146,7 +156,6 @@ class _Buffers:
     """Static device buffers of one batch size; their addresses never change, which is
     what lets a captured graph be replayed. P = period, B = batch."""
 
-    ring: torch.Tensor       # (B, S, R) io_dtype: the rings of the stream being generated
     past: torch.Tensor       # (B, L, R) io_dtype: gathered for the current step
     idx: torch.Tensor        # (P, L) int64: ring rows of step i of the period (*)
     cond: torch.Tensor       # (P, B, L, G) io_dtype: this period's conditioning (*)
@@ -196,7 +205,6 @@ class PeriodLoop:
             self.executor.prepare(batch)
             rows = lambda shape, dtype=dt: aligned_rows(P, shape, dtype, dev)
             self._bufs[batch] = _Buffers(
-                ring=z(batch, self.ring_size, self.residual),
                 past=aligned((batch, L, self.residual), dt, dev),
                 idx=rows((L,), torch.int64),
                 cond=rows((batch, L, self.gate)), u=rows((batch,), torch.float32),
@@ -215,53 +223,47 @@ class PeriodLoop:
             buf.phase = phase
 
     # -- the steps (eager, or recorded into a graph) -------------------------------------
-    def _steps(self, buf: _Buffers, n: int, mode: str) -> None:
-        """Steps 0..n-1 of a period on the static buffers. No host synchronisation."""
+    def _steps(self, buf: _Buffers, ring: torch.Tensor, n: int, mode: str) -> None:
+        """Steps 0..n-1 of a period on the static buffers and ``ring`` (B, S, R). No host
+        synchronisation."""
         step = self.executor
         if step.fused:
             for i in range(n):
                 x = buf.teacher[i] if mode == TEACHER else buf.x if i == 0 else buf.classes[i - 1]
                 out = buf.logits[i] if mode == TEACHER else buf.classes[i]
-                step.fused_step(buf.ring, buf.idx[i], x, buf.cond[i], buf.u[i], buf.inv_t, mode,
+                step.fused_step(ring, buf.idx[i], x, buf.cond[i], buf.u[i], buf.inv_t, mode,
                                 out)
-            if mode != TEACHER:
-                buf.x.copy_(buf.classes[n - 1])
-            return
-        for i in range(n):
-            rows = buf.idx[i]
-            torch.index_select(buf.ring, 1, rows, out=buf.past)
-            if mode == TEACHER:
-                x = buf.teacher[i]
-            else:
-                x = buf.x if i == 0 else buf.classes[i - 1]
-            logits, present = step(x, buf.cond[i], buf.past)
-            buf.ring.index_copy_(1, rows, present)
-            if mode == TEACHER:
-                buf.logits[i].copy_(logits)
-            elif mode == GREEDY:
-                torch.argmax(logits, dim=-1, out=buf.classes[i])
-            else:
-                buf.classes[i].copy_(sample_torch(logits, buf.u[i], buf.inv_t))
+        else:
+            teacher = mode == TEACHER
+            run_steps(step, TORCH_OPS[mode], n, ring, buf.idx, buf.past, buf.cond, x0=buf.x,
+                      classes=None if teacher else buf.classes, u=buf.u,
+                      inv=Repeat(buf.inv_t), teacher=buf.teacher if teacher else None,
+                      logits=buf.logits if teacher else None)
         if mode != TEACHER:
             buf.x.copy_(buf.classes[n - 1])
 
-    def _graph(self, buf: _Buffers, batch: int, mode: str):
-        """The captured period for (batch, mode), capturing it on first use. Warm-up and
-        capture scribble on the static buffers; callers load their state afterwards."""
-        if mode not in buf.graphs:
+    def _graph(self, buf: _Buffers, ring: torch.Tensor, mode: str):
+        """The captured period for (batch, mode, ring), capturing it on first use: a graph
+        reads the memory it was captured on, so each ring (a backend pools a few per batch
+        size) gets its own. Warm-up and capture scribble on the static buffers and on the
+        ring; callers load their state afterwards."""
+        key = (mode, ring.data_ptr())
+        if key not in buf.graphs:
             if self._pool is None:
                 self._pool = torch.cuda.graph_pool_handle()
+            saved = ring.clone()
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):  # lazy library init must not happen in capture
-                self._steps(buf, min(2, self.period), mode)
+                self._steps(buf, ring, min(2, self.period), mode)
             torch.cuda.current_stream(self.device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, pool=self._pool):
-                self._steps(buf, self.period, mode)
-            buf.graphs[mode] = graph
+                self._steps(buf, ring, self.period, mode)
+            ring.copy_(saved)
+            buf.graphs[key] = graph
             self.captures += 1
-        return buf.graphs[mode]
+        return buf.graphs[key]
 
     # -- a chunk --------------------------------------------------------------------------
     @torch.no_grad()
@@ -283,7 +285,7 @@ class PeriodLoop:
         if mode == TEACHER and buf.logits is None:
             buf.logits = torch.zeros((self.period, B, self.classes), dtype=torch.float32,
                                      device=dev)
-        graph = self._graph(buf, B, mode) if self.use_graphs and T >= self.period else None
+        graph = self._graph(buf, ring, mode) if self.use_graphs and T >= self.period else None
         cond_d = _device(cond, dev, self.executor.io_dtype)
         if mode == SAMPLE:
             u_d = _device(u, dev, torch.float32)
@@ -294,8 +296,6 @@ class PeriodLoop:
         else:
             buf.x.copy_(torch.as_tensor(np.asarray(x0, dtype=np.int64)))
             out = torch.empty((T, B), dtype=torch.int64, device=dev)
-        if ring is not buf.ring:
-            buf.ring.copy_(ring)
         self._set_phase(buf, t0)
         for s, n in segments(T, self.period):
             buf.cond[:n].copy_(cond_d[:, s:s + n].transpose(0, 1))
@@ -306,10 +306,8 @@ class PeriodLoop:
             if graph is not None and n == self.period:
                 graph.replay()
             else:
-                self._steps(buf, n, mode)
+                self._steps(buf, ring, n, mode)
             out[s:s + n].copy_(buf.logits[:n] if mode == TEACHER else buf.classes[:n])
-        if ring is not buf.ring:
-            ring.copy_(buf.ring)
         return out.transpose(0, 1).contiguous().cpu().numpy()
 
     def close(self) -> None:

@@ -31,7 +31,7 @@ import numpy as np
 from vocoder.bundle import CONDITION_ONNX
 from vocoder.errors import VocoderError
 from vocoder.runtime.backend import Backend, StepState
-from vocoder.runtime.ort_backend import OrtConditioning
+from vocoder.runtime.onnx_sessions import OrtConditioner, OrtConditioning
 from vocoder.runtime.sampling import inverse_temperatures
 
 _COMPILE_LOCK = threading.Lock()
@@ -82,15 +82,12 @@ def _warm_up(nk, wdtype) -> None:
 class NativeBackend(OrtConditioning, Backend):
     """Compiled generation on one CPU core (numba), built for single-stream real time.
 
-    Batch > 1 reuses every weight across the batch. At fp32 that pays off (the default
-    model: batch 8 gave ~3x the total samples/s of batch 1, which is bound by streaming
-    the weights), so offline ``synthesize`` folds long utterances by default; at bf16
-    the weights already sit in L2 and batching gains little, so it does not fold.
-    Streaming never folds.
+    Batch > 1 reuses every weight across the batch. At fp32 that pays off (batch 1 is
+    bound by streaming the weights), so ``synthesize(..., fold=True)`` is much faster on
+    long utterances; at bf16 the weights already sit in L2 and batching gains little.
     """
 
     name = "native"
-    prefers_folding = True
     prefetch_condition = True
 
     @staticmethod
@@ -115,14 +112,12 @@ class NativeBackend(OrtConditioning, Backend):
         ``--threads``) only stands in for ``cond_threads`` when that is not given."""
         super().__init__(bundle)
         from vocoder.export.weights import step_weights
-        from vocoder.runtime.ort_backend import OrtConditioner, require_exported
 
         if precision not in PRECISIONS:
             raise VocoderError(f"native backend: precision must be one of {PRECISIONS}, "
                                f"got {precision!r}")
-        require_exported(bundle, (CONDITION_ONNX,))
+        bundle.exported(CONDITION_ONNX)
         self.precision = precision
-        self.prefers_folding = precision == "fp32"
         self._nk = _kernels(precision)
         self.first_call_s = _FIRST_CALL_S[precision]
         self._conditioner = OrtConditioner.open(bundle, cond_threads or threads or 1,

@@ -11,9 +11,9 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "onnxruntime": ("vocoder.runtime.ort_backend", "OrtBackend"),
     "torch": ("vocoder.runtime.torch_backend", "TorchBackend"),
     "native": ("vocoder.runtime.native_backend", "NativeBackend"),
-    "cuda": ("vocoder.runtime.gpu_backend", "CudaBackend"),
-    "triton": ("vocoder.runtime.gpu_backend", "TritonBackend"),
-    "tensorrt": ("vocoder.runtime.gpu_backend", "TensorRTBackend"),
+    "cuda": ("vocoder.runtime.cuda_backend", "CudaBackend"),
+    "triton": ("vocoder.runtime.triton_backend", "TritonBackend"),
+    "tensorrt": ("vocoder.runtime.tensorrt_backend", "TensorRTBackend"),
 }
 DEFAULT_BACKEND = "onnxruntime"
 

@@ -38,6 +38,20 @@ def sample_inv(logits: np.ndarray, u: np.ndarray, inv: np.ndarray) -> np.ndarray
     return k.astype(np.int64)
 
 
+def host_sampler():
+    """:func:`sample_inv`, or numba's compiled twin (the same classes, tested so; it
+    releases the GIL) when numba is installed and loads."""
+    try:
+        from vocoder.runtime.native_kernels import sample_rows
+    except Exception:  # noqa: BLE001 (no numba, or a numba that cannot load: numpy's)
+        return sample_inv
+
+    def compiled(logits, u, inv):
+        return sample_rows(logits, np.ascontiguousarray(u, dtype=np.float32),
+                           np.ascontiguousarray(inv, dtype=np.float64))
+    return compiled
+
+
 def inverse_temperatures(temperature, batch: int, steps: int) -> np.ndarray:
     """(B, T) float64 inverse temperatures, 0 where greedy, from one temperature or a
     (B, T) array of per-sample temperatures (e.g. lower in voiced frames)."""

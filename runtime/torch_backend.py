@@ -1,4 +1,4 @@
-"""The reference backend: the torch model's own ``step`` in a Python loop.
+"""The reference backend: the torch model's own ``step``, driven by the shared step loop.
 
 Slow and exact; every faster backend is tested against it.
 """
@@ -7,13 +7,37 @@ from __future__ import annotations
 
 import numpy as np
 
-from vocoder.runtime.backend import Backend, StepState
-from vocoder.runtime.sampling import inverse_temperatures, sample_inv
+from vocoder.runtime.step_loop import HostStepBackend
+from vocoder.runtime.torch_conditioning import to_host, torch_condition
 
 
-class TorchBackend(Backend):
+class _TorchStep:
+    """:meth:`WaveNet.step` on numpy arrays (shared with torch, no copies on the CPU)."""
+
+    def __init__(self, model, device, torch, batch: int, layers: int, residual: int):
+        self.model, self.device, self.torch = model, device, torch
+        self.past = np.zeros((batch, layers, residual), np.float32)
+
+    def __call__(self, x, cond_t, past):
+        torch, dev = self.torch, self.device
+        with torch.no_grad():
+            logits, present = self.model.step(
+                torch.as_tensor(np.asarray(x, dtype=np.int64)).to(dev),
+                torch.as_tensor(np.asarray(cond_t)).to(dev),
+                torch.as_tensor(past).to(dev))
+        return logits.cpu().numpy(), present.cpu().numpy()
+
+
+class TorchBackend(HostStepBackend):
     name = "torch"
-    prefers_folding = False
+
+    @staticmethod
+    def available() -> tuple[bool, str]:
+        try:
+            import torch
+        except ImportError as e:
+            return False, f"torch is not installed ({e}): pip install torch"
+        return True, f"torch {torch.__version__}"
 
     def __init__(self, bundle, device: str = "cpu", threads: int | None = None):
         super().__init__(bundle)
@@ -24,57 +48,18 @@ class TorchBackend(Backend):
             torch.set_num_threads(threads)
         self.device = torch.device(device)
         self.model = bundle.build_model().to(self.device)
-        self._slots = torch.from_numpy(np.array(self.layout.slots)).to(self.device)
+        self._steps: dict[int, _TorchStep] = {}
 
     def condition(self, features, speaker, gc, start, stop, batch):
-        torch = self.torch
-        t = lambda a, dt: None if a is None else torch.as_tensor(a, dtype=dt, device=self.device)
-        with torch.no_grad():
-            f = t(features, torch.float32)
-            if f is None:
-                c = self.model.condition(None, t(speaker, torch.int64), stop - start,
-                                         gc=t(gc, torch.float32), batch=batch)
-            else:
-                c = self.model.condition(f, t(speaker, torch.int64), gc=t(gc, torch.float32))
-                c = c[:, start:stop]
-        return c.to("cpu", torch.float32).numpy().copy()
+        return to_host(torch_condition(self.model, self.device, features, speaker, gc,
+                                       start, stop, batch), batch)
 
-    def _new_ring(self, batch):
-        return self.model.init_ring(batch)
-
-    def _loop(self, cond, state: StepState, u=None, temperature=1.0, teacher=None):
-        torch = self.torch
-        B, T = cond.shape[:2]
-        cond_t = torch.from_numpy(np.ascontiguousarray(cond)).to(self.device)
-        ring = state.ring
-        out = np.empty((B, T), np.int64) if teacher is None else None
-        logits_all = [] if teacher is not None else None
-        x = torch.from_numpy(state.x).to(self.device)
-        inv = None if teacher is not None else inverse_temperatures(temperature, B, T)
-        with torch.no_grad():
-            for i in range(T):
-                slots = self._slots[(state.t + i) % self.layout.period]
-                if teacher is not None:
-                    x = torch.from_numpy(teacher[:, i]).to(self.device)
-                logits, present = self.model.step(x, cond_t[:, i], ring[:, slots])
-                ring[:, slots] = present
-                if teacher is None:
-                    cls = sample_inv(logits.cpu().numpy(), u[:, i], inv[:, i])
-                    out[:, i] = cls
-                    x = torch.from_numpy(cls).to(self.device)
-                else:
-                    logits_all.append(logits.cpu().numpy())
-        state.t += T
-        if teacher is None:
-            state.x = out[:, -1].copy()
-            return out
-        return np.stack(logits_all, axis=1)
-
-    def generate(self, cond, state, u, temperature):
-        return self._loop(cond, state, u=u, temperature=temperature)
-
-    def teacher_force(self, cond, x, state):
-        return self._loop(cond, state, teacher=np.asarray(x, dtype=np.int64))
+    def step_function(self, batch, lane):
+        if batch not in self._steps:
+            cfg = self.config
+            self._steps[batch] = _TorchStep(self.model, self.device, self.torch, batch,
+                                            cfg.layers, cfg.residual_channels)
+        return self._steps[batch]
 
     def describe(self):
         return {"backend": self.name, "device": str(self.device),

@@ -24,7 +24,7 @@ def test_init_info_synthesize(bundle, tmp_path, capsys):
     assert main(["info", str(bundle), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["receptive_field_samples"] == 1 + 2 * (1 + 2 + 4)
-    assert info["exported"] == ["condition.onnx", "step.onnx", "step_sample.onnx"]
+    assert info["exported"] == ["condition.onnx", "step.onnx"]
     feats = tmp_path / "f.npz"
     np.savez(feats, features=np.random.default_rng(0).standard_normal((20, 3)).astype(
         np.float32), speaker=1)

@@ -81,7 +81,7 @@ class Vocoder:
         spec = self.feature_spec
         norm = spec.normalize if normalize and spec else None
         vuv = spec.names.index("vuv") if spec is not None and "vuv" in spec.names else None
-        return Conditioner(self.backend, f, check_speaker(speaker, cfg), check_gc(gc, cfg), n,
+        return Conditioner(cfg, f, check_speaker(speaker, cfg), check_gc(gc, cfg), n,
                            normalize=norm, vuv_feature=vuv)
 
     @property
@@ -101,14 +101,17 @@ class Vocoder:
     def synthesize(self, features=None, speaker: int | None = None, seed: int = 0,
                    temperature: float | None = None, *, gc=None,
                    n_samples: int | None = None,
-                   fold: bool | None = None, fold_settings: folding.FoldSettings | None = None,
+                   fold: bool = False, fold_settings: folding.FoldSettings | None = None,
                    normalize: bool = True, progress: bool = False,
                    voiced_temperature: float | None = None) -> np.ndarray:
         """Features (Tf, D) -> audio (Tf * hop,) float32 in [-1, 1].
 
         features are raw (the bundle's normalisation is applied unless ``normalize`` is
         False). ``fold`` cuts long utterances into overlapping segments generated as a
-        batch (default: the backend's preference; see :mod:`vocoder.runtime.folding`).
+        batch: several times faster on long inputs, but no longer the same audio as
+        unfolded generation (each segment starts from a short warm-up, not from the
+        whole past; see :mod:`vocoder.runtime.folding`). Off by default, so the same call
+        gives the same audio on every backend.
         ``voiced_temperature`` is the sampling temperature in frames whose ``vuv`` feature
         is set, ``temperature`` staying in the others (FFTNet's conditional sampling: less
         noise in voiced speech; CPU backends). Either left None takes the bundle's
@@ -125,7 +128,7 @@ class Vocoder:
 
     def synthesize_batch(self, features_list: Sequence, speakers: Sequence | None = None,
                          seed: int = 0, temperature: float | None = None, *, gcs=None,
-                         n_samples: Sequence | None = None, fold: bool | None = None,
+                         n_samples: Sequence | None = None, fold: bool = False,
                          fold_settings: folding.FoldSettings | None = None,
                          normalize: bool = True, progress: bool = False,
                          voiced_temperature: float | None = None) -> list[np.ndarray]:
@@ -147,7 +150,7 @@ class Vocoder:
         conds = [self._conditioner(f, s, g, n, normalize, f"features[{i}]" if k > 1 else
                                    "features")
                  for i, (f, s, g, n) in enumerate(zip(features_list, speakers, gcs, lens))]
-        fold = self.backend.prefers_folding if fold is None else bool(fold)
+        fold = bool(fold)
         settings = fold_settings or folding.FoldSettings()
         jobs, owners = [], []
         for i, c in enumerate(conds):

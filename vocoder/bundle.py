@@ -21,6 +21,8 @@ from vocoder.fileio import atomic_path, write_text_atomic
 
 FORMAT = "vocoder-bundle"
 FORMAT_VERSION = 1
+#: The speech-recognition model's bundle (:mod:`vocoder.asr.bundle`): same file names.
+ASR_FORMAT = "vocoder-asr-bundle"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 CONDITION_ONNX = "condition.onnx"
@@ -75,6 +77,24 @@ class Bundle:
         model = WaveNet(self.config)
         model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.weights.items()})
         return model.eval()
+
+    def exported(self, *names: str) -> dict[str, Path]:
+        """Paths of the exported graphs ``names``; a VocoderError saying how to create
+        them when any is missing."""
+        paths = {n: self.path / n for n in names}
+        missing = [n for n, p in paths.items() if not p.is_file()]
+        if missing:
+            raise VocoderError(f"{self.path}: no {' / '.join(missing)}; create them with "
+                               f"`vocoder export {self.path}`")
+        return paths
+
+    def check_fresh(self, graph: Path, weights_sha256: str | None) -> None:
+        """Refuse an exported graph whose recorded ``weights_sha256`` (from its metadata)
+        is not this bundle's: it was exported before the weights last changed."""
+        if weights_sha256 != self.weights_sha256:
+            raise VocoderError(
+                f"{graph} is stale: it was exported from other weights than "
+                f"model.safetensors; re-run `vocoder export {self.path}`")
 
 
 def _sha256(path: Path) -> str:
@@ -141,6 +161,9 @@ def read_config(path: str | Path) -> dict[str, Any]:
         doc = json.loads(cfg_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise VocoderError(f"{cfg_path}: not valid JSON ({e})") from None
+    if isinstance(doc, dict) and doc.get("format") == ASR_FORMAT:
+        raise VocoderError(f"{path} is a speech-recognition bundle (for `vocoder recognize` "
+                           f"and `vocoder evaluate-asr`), not a vocoder bundle")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise VocoderError(f"{cfg_path}: not a vocoder bundle config "
                            f"(expected \"format\": \"{FORMAT}\")")

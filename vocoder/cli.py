@@ -14,7 +14,7 @@ from vocoder.errors import VocoderError
 
 #: Modules that add their own subcommands through ``register(subparsers)``.
 COMMAND_MODULES = ("vocoder.cli_data", "vocoder.cli_train", "vocoder.cli_say",
-                   "vocoder.cli_play", "vocoder.cli_bench")
+                   "vocoder.cli_play", "vocoder.cli_bench", "vocoder.cli_asr")
 
 
 def _cmd_info(args) -> int:
@@ -130,7 +130,7 @@ def _cmd_synthesize(args) -> int:
         t0 = time.perf_counter()
         audio = voc.synthesize(feats, speaker=speaker, seed=args.seed,
                                **sampling_kwargs(args), gc=extras.get("gc"),
-                               fold=None if args.fold == "auto" else args.fold == "on",
+                               fold=args.fold == "on",
                                progress=not args.quiet)
         dt = time.perf_counter() - t0
         write_wav_atomic(args.output, audio, voc.sample_rate)
@@ -217,8 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_sampling_args(s)
     s.add_argument("--backend", default="onnxruntime")
     s.add_argument("--threads", type=int, help="threads for the backend")
-    s.add_argument("--fold", default="auto", choices=["auto", "on", "off"],
-                   help="fold long utterances into parallel segments (offline mode)")
+    s.add_argument("--fold", default="off", choices=["on", "off"],
+                   help="fold long utterances into overlapping segments generated side by "
+                        "side: much faster on long inputs, but not the same audio as "
+                        "unfolded generation (default: off)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_synthesize)
 

@@ -8,7 +8,8 @@ import pytest
 from bench import gpu
 from tests.conftest import make_bundle, make_config
 from vocoder.bundle import load_bundle
-from vocoder.runtime.gpu_backend import CudaBackend, TritonBackend
+from vocoder.runtime.cuda_backend import CudaBackend
+from vocoder.runtime.triton_backend import TritonBackend
 from vocoder.runtime.triton_step import interpreting, triton_status
 
 
@@ -76,12 +77,12 @@ def test_main_writes_every_variant_and_keeps_going_after_a_failure(bundle, tmp_p
 
     import torch
 
-    from vocoder.runtime import gpu_backend
+    from vocoder.runtime import cuda_common
 
     def broken():
         raise RuntimeError("graph capture failed")
 
-    monkeypatch.setattr(gpu_backend, "cuda_status", lambda: (True, "stand-in"))
+    monkeypatch.setattr(cuda_common, "cuda_status", lambda: (True, "stand-in"))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Stand-in GPU 80GB")
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     monkeypatch.setattr(gpu, "variants", lambda b, a: [
@@ -111,7 +112,7 @@ def test_variants_names_and_triton_launch_shapes(bundle, monkeypatch):
 
 
 def test_triton_launch_shapes_reach_the_backend(bundle, monkeypatch):
-    from vocoder.runtime import gpu_backend
+    from vocoder.runtime import triton_backend
 
     made = []
 
@@ -121,7 +122,7 @@ def test_triton_launch_shapes_reach_the_backend(bundle, monkeypatch):
         def __init__(self, bundle, **kwargs):
             made.append(kwargs)
 
-    monkeypatch.setattr(gpu_backend, "TritonBackend", Recording)
+    monkeypatch.setattr(triton_backend, "TritonBackend", Recording)
     args = gpu.parse_args(["--backends", "triton", "--triton-launch", "16x8,32x2"])
     for _, factory in gpu.variants(bundle, args):
         factory()

@@ -100,16 +100,19 @@ class EmulatedGraph:
 def emulate_graphs(monkeypatch, loop, launchers=()) -> None:
     """Make a :class:`~vocoder.runtime.gpu_loop.PeriodLoop` on the CPU capture and replay
     :class:`EmulatedGraph` s where it would use CUDA graphs: the same warm-up, one capture
-    per (batch size, mode), stored where the real graphs are."""
+    per (batch size, mode, ring), stored where the real graphs are."""
 
-    def graph(buf, batch, mode):
-        if mode not in buf.graphs:
-            loop._steps(buf, min(2, loop.period), mode)  # warm-up, as before a capture
+    def graph(buf, ring, mode):
+        key = (mode, ring.data_ptr())
+        if key not in buf.graphs:
+            saved = ring.clone()
+            loop._steps(buf, ring, min(2, loop.period), mode)  # warm-up, as before a capture
             g = EmulatedGraph()
-            g.capture(lambda: loop._steps(buf, loop.period, mode), launchers)
-            buf.graphs[mode] = g
+            g.capture(lambda: loop._steps(buf, ring, loop.period, mode), launchers)
+            ring.copy_(saved)
+            buf.graphs[key] = g
             loop.captures += 1
-        return buf.graphs[mode]
+        return buf.graphs[key]
 
     monkeypatch.setattr(loop, "use_graphs", True)
     monkeypatch.setattr(loop, "_graph", graph)

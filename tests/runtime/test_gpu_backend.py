@@ -15,11 +15,13 @@ from vocoder.errors import VocoderError
 from vocoder.model import WaveNet
 from vocoder.runtime import engine, gpu_loop, registry, trt_engine
 from vocoder.runtime.conditioning import Conditioner
-from vocoder.runtime.gpu_backend import CudaBackend, TensorRTBackend, cuda_status
-from vocoder.runtime.gpu_loop import PeriodLoop, rotated_slots, sample_torch, segments
+from vocoder.runtime.cuda_backend import CudaBackend
+from vocoder.runtime.cuda_common import cuda_status
+from vocoder.runtime.gpu_loop import PeriodLoop, sample_torch, segments
 from vocoder.runtime.noise import uniforms
 from vocoder.runtime.ring import RingLayout
 from vocoder.runtime.sampling import sample
+from vocoder.runtime.tensorrt_backend import TensorRTBackend
 from vocoder.runtime.torch_backend import TorchBackend
 
 from .graph_emulator import EmulatedGraph, HostSyncInCapture, emulate_graphs
@@ -53,14 +55,16 @@ def cpu(bundle):
 
 
 # -- pure pieces ----------------------------------------------------------------------------
-def test_rotated_slots_follow_the_ring_layout(bundle):
-    layout = RingLayout.of(bundle.config)
+def test_the_loop_rotates_its_slot_table_to_the_ring_layout(cpu):
+    # Step i of a period starting at step t reads idx[i]: it must be the layout's row t + i.
+    layout, loop = cpu.layout, cpu.loop
     P = layout.period
     assert P == 16
-    for phase in (0, 1, 7, P - 1):
-        table = rotated_slots(layout.slots, phase)
+    buf = loop.buffers(1)
+    for t in (0, 1, 7, P - 1, P + 3):
+        loop._set_phase(buf, t)
         for i in range(P):
-            assert (table[i] == layout.row(phase + i)).all()
+            assert (buf.idx[i].numpy() == layout.row(t + i)).all()
 
 
 @pytest.mark.parametrize("n,period,expected", [
@@ -118,7 +122,7 @@ def test_free_running_classes_match_reference(bundle, ref, cpu, B, cuts, tempera
     assert got.dtype == np.int64 and got.shape == (B, T)
     assert (got == want).all()
     assert (s_cpu.x == s_ref.x).all() and s_cpu.t == s_ref.t == T
-    assert torch.allclose(s_cpu.ring, s_ref.ring, atol=1e-6)
+    assert np.abs(s_cpu.ring.numpy() - s_ref.ring).max() < 1e-6
 
 
 def test_per_sample_temperatures_are_refused_clearly(bundle, cpu):
@@ -136,7 +140,7 @@ def test_engine_chunks_not_multiple_of_period(bundle, ref, cpu):
     n = 20 * cfg.hop_length
 
     def classes(backend, chunk):
-        jobs = [engine.Job(Conditioner(backend, feats, None, None, n), s, 0, n)
+        jobs = [engine.Job(Conditioner(backend.config, feats, None, None, n), s, 0, n)
                 for s in range(2)]
         return np.concatenate([c for _, c in engine.generate(backend, jobs, seed=5,
                                                              temperature=1.0, chunk=chunk)], 1)
@@ -185,12 +189,12 @@ def test_conditioning_stays_in_device_memory(bundle, ref, cpu, monkeypatch):
     gen = cpu.generate
     monkeypatch.setattr(cpu, "generate", lambda c, *a: seen.append(type(c)) or gen(c, *a))
     # three jobs: an utterance start (its own group), two interior ones (one in-place call)
-    jobs = [engine.Job(Conditioner(cpu, feats, None, None, n), s, start, 24)
+    jobs = [engine.Job(Conditioner(cpu.config, feats, None, None, n), s, start, 24)
             for s, start in enumerate((0, 40, 60))]
     got = np.concatenate([c for _, c in engine.generate(cpu, jobs, seed=2, temperature=1.0,
                                                         chunk=10)], 1)
     assert seen and all(t is torch.Tensor for t in seen)
-    want_jobs = [engine.Job(Conditioner(ref, feats, None, None, n), j.stream, j.start, 24)
+    want_jobs = [engine.Job(Conditioner(ref.config, feats, None, None, n), j.stream, j.start, 24)
                  for j in jobs]
     want = np.concatenate([c for _, c in engine.generate(ref, want_jobs, seed=2,
                                                          temperature=1.0, chunk=24)], 1)
@@ -225,8 +229,8 @@ def test_graph_replay_on_cpu_equals_reference(bundle, ref, monkeypatch):
     for a, b, temp in [(0, 3, 1.0), (3, 40, 0.7), (40, 75, 1.0)]:  # phases 0, 3, 8 (mod 16)
         got = backend.generate(cond[:, a:b], state, u[:, a:b], temp)
         assert (got == ref.generate(cond[:, a:b], s_ref, u[:, a:b], temp)).all()
-    assert torch.allclose(state.ring, s_ref.ring, atol=1e-6)
-    graph = loop.buffers(B).graphs["sample"]
+    assert np.abs(state.ring.numpy() - s_ref.ring).max() < 1e-6
+    (graph,) = loop.buffers(B).graphs.values()
     assert graph.replays == 4 and loop.captures == 1  # chunks 3, 37, 35: 0 + 2 + 2 periods
     g, g_ref = backend.generate(cond, backend.new_state(B), u, 0.0), \
         ref.generate(cond, ref.new_state(B), u, 0.0)
@@ -235,6 +239,15 @@ def test_graph_replay_on_cpu_equals_reference(bundle, ref, monkeypatch):
     lg = backend.teacher_force(cond, x, backend.new_state(B))
     assert np.abs(lg - ref.teacher_force(cond, x, ref.new_state(B))).max() < 1e-4
     assert loop.captures == 3
+    # A graph reads the ring it was captured on: another ring gets its own capture (and
+    # the right result), the same ring again none.
+    other = backend.new_state(B)
+    assert other.ring.data_ptr() != state.ring.data_ptr()
+    got = backend.generate(cond, other, u, 1.0)
+    assert (got == ref.generate(cond, ref.new_state(B), u, 1.0)).all()
+    assert loop.captures == 4
+    backend.generate(cond[:, :16], state, u[:, :16], 1.0)
+    assert loop.captures == 4
 
 
 def test_graph_emulator_refuses_host_syncs_and_freezes_python_values():

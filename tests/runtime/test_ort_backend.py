@@ -71,7 +71,7 @@ def test_folding_with_overlap_of_receptive_field_matches_unfolded(cond_bundle):
     n = 60 * cfg.hop_length
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, n)
-    cond = Conditioner(backend, feats, 1, GC, n)
+    cond = Conditioner(backend.config, feats, 1, GC, n)
     whole = np.concatenate([lg[0] for _, lg in engine.teacher_force(
         backend, [engine.Job(cond, 0, 0, n, x)])])
     rf = receptive_field(cfg)
@@ -184,7 +184,8 @@ def test_two_lanes_give_the_output_of_one(cond_bundle):
     for lanes in (1, 2):
         with Vocoder.load(path, lanes=lanes) as voc:
             assert voc.backend.lanes == lanes
-            outs[lanes] = voc.synthesize(feats, 1, seed=4, gc=GC, fold_settings=settings)
+            outs[lanes] = voc.synthesize(feats, 1, seed=4, gc=GC, fold=True,
+                                         fold_settings=settings)
             assert (voc.backend._pool is not None) == (lanes == 2)  # the second thread ran
             be = voc.backend
             cond = np.random.default_rng(0).standard_normal((16, 30, cfg.layers,
@@ -211,8 +212,8 @@ def test_conditioning_written_in_place_equals_a_fresh_array(cond_bundle, monkeyp
         into = be.condition_into
         monkeypatch.setattr(be, "condition_into",
                             lambda *a: in_place.append(a[-1].shape[0]) or into(*a))
-        a = Conditioner(be, random_features(cfg, 60, seed=1), 1, GC, 60 * cfg.hop_length)
-        b = Conditioner(be, random_features(cfg, 45, seed=2), 2, -GC, 45 * cfg.hop_length)
+        a = Conditioner(be.config, random_features(cfg, 60, seed=1), 1, GC, 60 * cfg.hop_length)
+        b = Conditioner(be.config, random_features(cfg, 45, seed=2), 2, -GC, 45 * cfg.hop_length)
         # rows 1-3 are interior ranges of one shape (one in-place call), row 0 starts the
         # utterance, row 4 runs past the end of b (zero padded)
         n = 50
@@ -223,7 +224,7 @@ def test_conditioning_written_in_place_equals_a_fresh_array(cond_bundle, monkeyp
         assert got is out and np.isfinite(out).all()
         assert sum(in_place) >= 2  # interior rows went through condition_into
         for row, (c, s0, s1) in enumerate(reqs):
-            assert np.array_equal(out[row], c(s0, s1))
+            assert np.array_equal(out[row], c.compute(be, s0, s1))
 
 
 def test_rings_are_allocated_once_per_batch_size_and_reset(cond_bundle, monkeypatch):
@@ -249,7 +250,7 @@ def test_rings_are_allocated_once_per_batch_size_and_reset(cond_bundle, monkeypa
 def test_numpy_sampler_without_numba_gives_the_same_audio(cond_bundle, monkeypatch):
     import sys
 
-    from vocoder.runtime import ort_backend
+    from vocoder.runtime import sampling, step_loop
     from vocoder.runtime.sampling import sample_inv
 
     path, _, cfg = cond_bundle
@@ -260,8 +261,8 @@ def test_numpy_sampler_without_numba_gives_the_same_audio(cond_bundle, monkeypat
 
         monkeypatch.setitem(sys.modules, "vocoder.runtime.native_kernels", None)
         monkeypatch.delattr(vocoder.runtime, "native_kernels", raising=False)
-        assert ort_backend._sampler() is sample_inv  # what a machine without numba gets
-        voc.backend._sample = sample_inv
+        assert sampling.host_sampler() is sample_inv  # what a machine without numba gets
+        voc.backend._ops = step_loop.numpy_ops(sample_inv)
         assert np.array_equal(voc.synthesize(feats, 2, seed=8, gc=GC, fold=False), compiled)
 
 

@@ -13,9 +13,9 @@ from vocoder.config import WaveNetConfig
 from vocoder.errors import VocoderError
 from vocoder.model import WaveNet
 from vocoder.runtime import registry
-from vocoder.runtime.gpu_backend import TritonBackend
 from vocoder.runtime.noise import uniforms
 from vocoder.runtime.torch_backend import TorchBackend
+from vocoder.runtime.triton_backend import TritonBackend
 from vocoder.runtime.triton_step import (
     MIN_DOT,
     TritonStep,
@@ -147,7 +147,7 @@ def test_free_running_classes_match_reference(bundle, ref, tri, B, cuts, tempera
     assert got.dtype == np.int64 and (got == want).all()
     assert (s_tri.x == s_ref.x).all() and s_tri.t == s_ref.t == T
     # the ring was read and written in place by the kernel: the same state as the reference
-    assert torch.allclose(s_tri.ring.cpu(), s_ref.ring, atol=1e-5)
+    assert np.abs(s_tri.ring.cpu().numpy() - s_ref.ring).max() < 1e-5
 
 
 @runs_here
@@ -198,9 +198,9 @@ def test_graph_replay_equals_reference_with_emulated_graphs(bundle, ref, monkeyp
     for a, b, temp in [(0, 5, 1.0), (5, 40, 0.8), (40, 75, 0.0)]:
         got = tri.generate(cond[:, a:b], state, u[:, a:b], temp)
         assert (got == ref.generate(cond[:, a:b], s_ref, u[:, a:b], temp)).all()
-    assert torch.allclose(state.ring.cpu(), s_ref.ring, atol=1e-5)
-    bufs = tri.loop.buffers(B)
-    assert bufs.graphs["sample"].replays == 2 and bufs.graphs["greedy"].replays == 2
+    assert np.abs(state.ring.cpu().numpy() - s_ref.ring).max() < 1e-5
+    graphs = {mode: g for (mode, _), g in tri.loop.buffers(B).graphs.items()}
+    assert graphs["sample"].replays == 2 and graphs["greedy"].replays == 2
 
 
 # -- errors ----------------------------------------------------------------------------------
