@@ -1,4 +1,6 @@
 """The runtime: ring buffers, sampling, backends, folding and streaming.
 
-Runs without torch for backends that don't need it (ONNX Runtime, TensorRT).
+The onnxruntime and native backends run without torch; the torch backend and the GPU
+backends (cuda, triton, tensorrt: device memory, the loop and the conditioning are
+torch's) need it.
 """

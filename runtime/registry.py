@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 
 from vocoder.errors import VocoderError
 
@@ -75,4 +76,10 @@ def create(name: str, bundle, **options):
         usable = [n for n, (good, _) in available().items() if good]
         raise VocoderError(f"backend {name!r} is not available here: {why}. "
                            f"Available: {', '.join(usable) or 'none'}")
-    return _class(name)(bundle, **options)
+    cls = _class(name)
+    takes = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "bundle")]
+    unknown = sorted(set(options) - set(takes))
+    if unknown:
+        raise VocoderError(f"backend {name!r} takes no option {', '.join(map(repr, unknown))}; "
+                           f"its options: {', '.join(takes) or 'none'}")
+    return cls(bundle, **options)

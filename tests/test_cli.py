@@ -80,3 +80,50 @@ def test_machine_facts_are_strings_or_none():
     if Path("/sys/devices/system/cpu/cpu0/cache/index0").is_dir():
         assert "L1d" in caches
     assert machine.huge_pages() in (None, "always", "madvise", "never")
+
+
+def test_output_names_a_writable_audio_format(bundle, tmp_path, capsys):
+    feats = tmp_path / "f.npy"
+    np.save(feats, np.random.default_rng(0).standard_normal((20, 3)).astype(np.float32))
+    # A directory, or a suffix that names no audio format: one-line errors, nothing written.
+    for bad, msg in ((tmp_path, "is a directory"), (tmp_path / "out.xyz", "suffix .xyz"),
+                     (tmp_path / "out", "suffix (none)")):
+        assert main(["synthesize", str(bundle), str(feats), "-o", str(bad), "-q"]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err
+    assert not (tmp_path / "out.xyz").exists() and not (tmp_path / "out").exists()
+    # Other suffixes write the format they name, not WAV under another name.
+    for suffix, fmt in ((".flac", "FLAC"), (".ogg", "OGG"), (".wav", "WAV")):
+        out = tmp_path / f"out{suffix}"
+        assert main(["synthesize", str(bundle), str(feats), "-o", str(out), "-q"]) == 0
+        assert sf.info(out).format == fmt
+
+
+def test_init_refuses_an_existing_bundle_unless_forced(bundle, capsys):
+    before = (bundle / "model.safetensors").read_bytes()
+    assert main(["init", str(bundle), "--preset", "tiny", "--seed", "3"]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert (bundle / "model.safetensors").read_bytes() == before
+    # Forced without export: the old graphs (of the old weights) are gone, not listed.
+    assert main(["init", str(bundle), "--preset", "tiny", "--seed", "3", "--force",
+                 "--no-export"]) == 0
+    assert (bundle / "model.safetensors").read_bytes() != before
+    assert not list(bundle.glob("*.onnx"))
+    capsys.readouterr()
+    assert main(["info", str(bundle), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["exported"] == []
+
+
+def test_bundle_files_get_the_same_permissions(bundle):
+    modes = {p.name: p.stat().st_mode & 0o777 for p in bundle.iterdir() if p.is_file()}
+    assert len(set(modes.values())) == 1, modes
+
+
+def test_say_finds_the_demo_model_from_any_directory(tmp_path, monkeypatch):
+    from vocoder.cli_say import DEMO, demo_bundle
+
+    monkeypatch.chdir(tmp_path)
+    assert demo_bundle() == Path(__file__).resolve().parents[1] / DEMO
+    (tmp_path / DEMO).mkdir(parents=True)
+    (tmp_path / DEMO / "config.json").write_text("{}")
+    assert demo_bundle() == tmp_path / DEMO  # the current directory's comes first

@@ -77,6 +77,14 @@ def _cmd_init(args) -> int:
                                  ("n_speakers", args.speakers)) if v is not None}
     if changes:
         cfg = cfg.replace(**changes)
+    out = Path(args.out)
+    if (out / "config.json").exists():
+        if not args.force:
+            raise VocoderError(f"{out} already holds a bundle; pass --force to replace it")
+        # Its exports and engines belong to the weights being replaced.
+        for old in [*out.glob("*.onnx"), *out.glob("engines/*")]:
+            old.unlink()
+        (out / "config.json").unlink()
     torch.manual_seed(args.seed)
     path = save_bundle(WaveNet(cfg), cfg, args.out,
                        training={"note": "random weights (vocoder init)", "seed": args.seed})
@@ -118,9 +126,10 @@ def _cmd_synthesize(args) -> int:
     import numpy as np
 
     from vocoder.api import Vocoder
-    from vocoder.fileio import write_wav_atomic
+    from vocoder.fileio import audio_format, write_wav_atomic
     from vocoder.inputs import load_features_file
 
+    audio_format(args.output)
     feats, extras = load_features_file(args.features)
     speaker = args.speaker if args.speaker is not None else extras.get("speaker")
     opts = {"threads": args.threads} if args.threads else {}
@@ -197,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--speakers", type=int, help="number of speakers (global conditioning)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-export", action="store_true", help="skip writing the ONNX graphs")
+    s.add_argument("--force", action="store_true", help="replace a bundle already there")
     s.set_defaults(func=_cmd_init)
 
     s = sub.add_parser("export", help="write condition.onnx and step.onnx into a bundle")

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from vocoder.cli_args import add_sampling_args, sampling_kwargs
+
+#: Where the shipped demo model lives in a checkout.
+DEMO = Path("models") / "demo"
 
 
 def _cmd_say(args) -> int:
     from vocoder.api import Vocoder
     from vocoder.errors import VocoderError
-    from vocoder.fileio import write_wav_atomic
+    from vocoder.fileio import audio_format, write_wav_atomic
     from vocoder.tts import text_features
 
     if args.output is None and not args.play:
         raise VocoderError("say: give -o OUT.wav, --play, or both")
+    if args.output is not None:
+        audio_format(args.output)
     from vocoder.runtime.registry import resolve
 
-    with Vocoder.load(args.bundle, backend=resolve(args.backend, live=args.play)) as voc:
+    bundle = args.bundle or demo_bundle()
+    with Vocoder.load(bundle, backend=resolve(args.backend, live=args.play)) as voc:
         feats = text_features(voc, args.text, args.speaker, args.pitch_shift)
         speaker = args.speaker if voc.config.n_speakers else None
         if args.play:
@@ -37,11 +44,23 @@ def _cmd_say(args) -> int:
     return 0
 
 
+def demo_bundle() -> Path:
+    """The shipped demo model: ``models/demo`` under the current directory when there is
+    one, else the one beside the installed package (a source checkout)."""
+    from vocoder.errors import VocoderError
+
+    for root in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        if (root / DEMO / "config.json").is_file():
+            return root / DEMO
+    raise VocoderError(f"no {DEMO} here or beside the package; pass --bundle DIR (a model "
+                       "trained on an eSpeak corpus)")
+
+
 def register(sub) -> None:
     s = sub.add_parser("say", help="text-to-speech demo: eSpeak NG front end + the WaveNet")
     s.add_argument("text")
-    s.add_argument("--bundle", default="models/demo", help="a model trained on an eSpeak "
-                   "corpus (default: the shipped demo model)")
+    s.add_argument("--bundle", help="a model trained on an eSpeak corpus (default: the "
+                   f"shipped demo model, {DEMO})")
     s.add_argument("-o", "--output", help="output .wav")
     s.add_argument("--play", action="store_true", help="play through the sound card")
     s.add_argument("--speaker", type=int, default=0)

@@ -48,14 +48,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from vocoder.evaluate import evaluate, format_report
 
-    out = args.json or str(Path(args.bundle) / "evaluation.json")
+    out = args.json
     res = evaluate(args.bundle, args.data, n=args.n, backend=args.backend, seed=args.seed,
                    n_nll=args.n_nll, pitch_semitones=args.pitch_semitones,
                    temperature=args.temperature, voiced_temperature=args.voiced_temperature,
-                   fold=None if args.fold == "auto" else args.fold == "on", out=out,
+                   fold=args.fold == "on", out=out,
                    audio_dir=args.audio_dir, asr=not args.no_asr, progress=not args.quiet)
     print(format_report(res))
-    print(f"wrote {out}")
+    if out:
+        print(f"wrote {out}")
     if args.print_json:
         print(json.dumps(res, indent=2))
     return 0
@@ -95,9 +96,10 @@ def register(subparsers) -> None:
     add_sampling_args(s)
     s.add_argument("--pitch-semitones", type=float, default=3.0,
                    help="shift for the pitch-control check (0: skip)")
-    s.add_argument("--fold", default="auto", choices=["auto", "on", "off"],
+    s.add_argument("--fold", default="off", choices=["on", "off"],
                    help="fold long utterances into parallel segments (as `synthesize`)")
-    s.add_argument("--json", help="where to write the JSON (default: BUNDLE/evaluation.json)")
+    s.add_argument("--json", help="also write the results as JSON there (e.g. "
+                   "BUNDLE/evaluation.json to keep them with the model)")
     s.add_argument("--audio-dir", help="also write the generated wavs here")
     s.add_argument("--no-asr", action="store_true",
                    help="skip the ASR word error rate (PocketSphinx, the slowest metric)")

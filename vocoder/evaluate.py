@@ -311,7 +311,7 @@ def _intelligibility_summary(tools: _Intelligibility, notes: list[str]) -> dict[
 
 def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
              backend: str = "onnxruntime", *, seed: int = 0, n_nll: int | None = None,
-             pitch_semitones: float = 3.0, fold: bool | None = None,
+             pitch_semitones: float = 3.0, fold: bool = False,
              temperature: float | None = None, voiced_temperature: float | None = None,
              asr: bool = True,
              out: str | Path | None = None, audio_dir: str | Path | None = None,
@@ -355,8 +355,9 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
             raise VocoderError(f"the dataset is at {ds.sample_rate} Hz, hop {ds.hop_length}; "
                                f"the bundle at {cfg.sample_rate} Hz, hop {cfg.hop_length}")
         speaker_of = (lambda e: e.speaker) if cfg.n_speakers else (lambda e: None)
-        result: dict[str, Any] = {"bundle": str(bundle), "data": str(data_dir),
-                                  "split": split, "backend": voc.backend_name, "seed": seed,
+        result: dict[str, Any] = {"bundle": str(bundle),
+                                  "weights_sha256": voc.bundle.weights_sha256,
+                                  "data": str(data_dir), "split": split, "backend": voc.backend_name, "seed": seed,
                                   "temperature": resolved[0],
                                   "voiced_temperature": resolved[1],
                                   "notes": []}

@@ -22,12 +22,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(fd)
     tmp = Path(tmp)
-    # mkstemp makes the file private (0600); give it the mode a plain open() would.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
+        # mkstemp makes the file private (0600), and some writers (safetensors) replace
+        # it with another private file: give the result the mode a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -43,11 +44,37 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def audio_format(path: str | os.PathLike) -> str:
+    """The soundfile format ``path``'s suffix names (``.wav`` -> WAV, ``.flac``, ``.ogg``,
+    ``.mp3`` ...); a VocoderError for a directory, a missing suffix or one soundfile
+    cannot write. Call it before long work, so a bad name fails first."""
+    import soundfile as sf
+
+    from vocoder.errors import VocoderError
+
+    path = Path(path)
+    if path.is_dir():
+        raise VocoderError(f"{path} is a directory; give an audio file name such as "
+                           f"{path / 'out.wav'}")
+    fmt = path.suffix[1:].upper()
+    formats = sf.available_formats()
+    if fmt not in formats:
+        known = ", ".join(f".{f.lower()}" for f in ("WAV", "FLAC", "OGG", "MP3", "AIFF")
+                          if f in formats)
+        raise VocoderError(f"{path}: cannot tell an audio format from the suffix "
+                           f"{path.suffix or '(none)'}; use one of {known}")
+    return fmt
+
+
 def write_wav_atomic(path: str | os.PathLike, audio, sample_rate: int) -> None:
-    """Write float audio in [-1, 1] as 16-bit PCM wav."""
+    """Write float audio in [-1, 1] in the format ``path``'s suffix names
+    (:func:`audio_format`): 16-bit PCM where the format has it (WAV, FLAC, AIFF), the
+    format's own encoding otherwise (Vorbis, MP3)."""
     import numpy as np
     import soundfile as sf
 
+    fmt = audio_format(path)
+    subtype = "PCM_16" if sf.check_format(fmt, "PCM_16") else None
     audio = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), audio, sample_rate, subtype="PCM_16", format="WAV")
+        sf.write(str(tmp), audio, sample_rate, subtype=subtype, format=fmt)

@@ -129,6 +129,12 @@ def test_cli_train_then_evaluate(data, tmp_path, capsys):
                  "--json", str(tmp_path / "e.json"), "-q"]) == 0
     out = capsys.readouterr().out
     assert "bits/sample" in out and (tmp_path / "e.json").is_file()
+    # Without --json nothing is written, least of all into the bundle (it may be tracked).
+    before = sorted(p.name for p in (run / "bundle").iterdir())
+    assert main(["evaluate", str(run / "bundle"), "--data", str(data), "--n", "1",
+                 "--backend", "torch", "--pitch-semitones", "0", "--no-asr", "-q"]) == 0
+    assert "bits/sample" in capsys.readouterr().out
+    assert sorted(p.name for p in (run / "bundle").iterdir()) == before
     assert main(["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r2"),
                  "-q"]) == 2
     assert "corpus.json missing" in capsys.readouterr().err
