@@ -116,43 +116,44 @@ def pack_weights(model: torch.nn.Module, dtype: torch.dtype) -> dict[str, torch.
     sum of the layers' skip biases); wr (L, GHP, RP); br (L, RP) (zeros for the last
     layer, which has no residual); w1 (SP, SP); b1 (SP,); w2 (SP, AP); b2 (AP,).
     """
+    from vocoder.export.weights import step_weights
+
     cfg = model.cfg
     L, R, G, S, A = (cfg.layers, cfg.residual_channels, cfg.gate_channels,
                      cfg.skip_channels, cfg.quantization_channels)
     GH = G // 2
     RP, GHP, SP, AP = padded_sizes(cfg).values()
     dev = model.embed.weight.device
-    f32 = torch.float32
+    # The one per-step layout (export.weights), zero-padded and split for the kernel.
+    sw = step_weights(cfg, {k: v.detach().to("cpu", torch.float32).numpy()
+                            for k, v in model.state_dict().items()})
+    t = lambda a: torch.from_numpy(a)
 
     def z(*shape):
-        return torch.zeros(shape, dtype=f32, device=dev)
+        return torch.zeros(shape, dtype=torch.float32)
 
-    with torch.no_grad():
-        emb = z(A, RP)
-        emb[:, :R] = model.embed.weight
-        wp, wc = z(L, 2, RP, GHP), z(L, 2, RP, GHP)
-        ws, wr, br = z(L, GHP, SP), z(L, GHP, RP), z(L, RP)
-        bs = z(SP)
-        for i, conv in enumerate(model.dilated):
-            w = conv.weight.to(f32)  # (G, R, 2): tap 0 sees t - d, tap 1 sees t
-            for half in range(2):
-                wp[i, half, :R, :GH] = w[half * GH:(half + 1) * GH, :, 0].T
-                wc[i, half, :R, :GH] = w[half * GH:(half + 1) * GH, :, 1].T
-            ws[i, :GH, :S] = model.skip[i].weight[:, :, 0].T
-            bs[:S] += model.skip[i].bias
-            if i < L - 1:
-                wr[i, :GH, :R] = model.residual[i].weight[:, :, 0].T
-                br[i, :R] = model.residual[i].bias
-        w1, b1 = z(SP, SP), z(SP)
-        w1[:S, :S] = model.head1.weight[:, :, 0].T
-        b1[:S] = model.head1.bias
-        w2, b2 = z(SP, AP), z(AP)
-        w2[:S, :A] = model.head2.weight[:, :, 0].T
-        b2[:A] = model.head2.bias
-    cast = lambda t: t.to(dtype).contiguous()
+    emb = z(A, RP)
+    emb[:, :R] = t(sw.embed)
+    wp, wc = z(L, 2, RP, GHP), z(L, 2, RP, GHP)
+    ws, wr, br = z(L, GHP, SP), z(L, GHP, RP), z(L, RP)
+    for half in range(2):
+        wp[:, half, :R, :GH] = t(sw.w_past[:, :, half * GH:(half + 1) * GH])
+        wc[:, half, :R, :GH] = t(sw.w_cur[:, :, half * GH:(half + 1) * GH])
+    ws[:, :GH, :S] = t(sw.w_skip).view(L, GH, S)
+    wr[:L - 1, :GH, :R] = t(sw.w_res)
+    br[:L - 1, :R] = t(sw.b_res)
+    bs = z(SP)
+    bs[:S] = t(sw.b_skip)
+    w1, b1 = z(SP, SP), z(SP)
+    w1[:S, :S], b1[:S] = t(sw.head1), t(sw.b_head1)
+    w2, b2 = z(SP, AP), z(AP)
+    w2[:S, :A], b2[:A] = t(sw.head2), t(sw.b_head2)
+    cast = lambda a: a.to(dev, dtype).contiguous()
+    keep = lambda a: a.to(dev)  # biases stay float32
     return {"emb": cast(emb), "wpf": cast(wp[:, 0]), "wpg": cast(wp[:, 1]),
-            "wcf": cast(wc[:, 0]), "wcg": cast(wc[:, 1]), "ws": cast(ws), "bs": bs,
-            "wr": cast(wr), "br": br, "w1": cast(w1), "b1": b1, "w2": cast(w2), "b2": b2}
+            "wcf": cast(wc[:, 0]), "wcg": cast(wc[:, 1]), "ws": cast(ws), "bs": keep(bs),
+            "wr": cast(wr), "br": keep(br), "w1": cast(w1), "b1": keep(b1), "w2": cast(w2),
+            "b2": keep(b2)}
 
 
 class TritonStep(StepExecutor):
