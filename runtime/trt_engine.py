@@ -15,7 +15,6 @@ version, the GPU, the precision and the batch size.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 
 from vocoder.errors import VocoderError
-from vocoder.fileio import write_bytes_atomic
+from vocoder.fileio import sha256_file, write_bytes_atomic
 from vocoder.runtime.gpu_loop import StepExecutor, aligned
 
 log = logging.getLogger(__name__)
@@ -69,14 +68,6 @@ def _major(version: str) -> int:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-") or "unknown"
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def engine_key(onnx_sha256: str, trt_version: str, gpu_name: str, precision: str,
@@ -195,7 +186,7 @@ class TensorRTStep(StepExecutor):
         self.precision, self.device = precision, device
         self.dims = (layers, residual, gate, classes)
         self.gpu_name = gpu_name or torch.cuda.get_device_name(device)
-        self.onnx_sha256 = file_sha256(self.onnx_path)
+        self.onnx_sha256 = sha256_file(self.onnx_path)
         self.logger = self.trt.Logger(self.trt.Logger.WARNING)
         self._runtime = None
         self._ctx: dict[int, tuple] = {}

@@ -30,8 +30,10 @@ def make_config(**overrides) -> WaveNetConfig:
     return WaveNetConfig(**{**TINY, **overrides})
 
 
-def make_bundle(path, cfg: WaveNetConfig, seed: int = 0, export: bool = True):
-    """Random-weight bundle at ``path`` (exported unless told otherwise)."""
+def make_bundle(path, cfg: WaveNetConfig, seed: int = 0, export: bool = True,
+                feature_spec=None):
+    """Random-weight bundle at ``path`` (exported unless told otherwise), with
+    ``feature_spec`` (default: unnamed, unnormalised features)."""
     import torch
 
     from vocoder.bundle import save_bundle
@@ -41,7 +43,7 @@ def make_bundle(path, cfg: WaveNetConfig, seed: int = 0, export: bool = True):
     model = WaveNet(cfg)
     with torch.no_grad():  # non-zero biases so that every term is exercised
         model.gate_bias.normal_(0, 0.1)
-    save_bundle(model, cfg, path)
+    save_bundle(model, cfg, path, feature_spec=feature_spec)
     if export:
         from vocoder.export.exporter import export_bundle
 
@@ -61,3 +63,15 @@ def cond_bundle(tmp_path):
 def random_features(cfg: WaveNetConfig, frames: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((frames, cfg.cond_channels)).astype(
         np.float32)
+
+
+@pytest.fixture(scope="session")
+def music_corpus(tmp_path_factory):
+    """The built-in music corpus, small: 60 clips of 2 s, seed 0, a third held out (tests
+    using it carry ``tests.music.needs_fluidsynth``)."""
+    from vocoder.data.music import build_music_corpus
+
+    root = tmp_path_factory.mktemp("music") / "corpus"
+    build_music_corpus(root, clips=60, seconds=2.0, seed=0, test_fraction=0.34,
+                       progress=False)
+    return root

@@ -195,3 +195,17 @@ def test_excitation_input_width_is_checked():
     x, kw = _inputs(cfg)
     with pytest.raises(ValueError, match="frame phase"):
         m(x, features=kw["features"][..., :-1], speaker=kw["speaker"])
+
+
+def test_condition_without_features_takes_the_batch_of_speaker_or_gc():
+    cfg = make_config(cond_channels=0, n_speakers=3, gc_channels=2)
+    model = WaveNet(cfg).eval()
+    spk, gc = torch.tensor([0, 2, 1]), torch.randn(3, 2)
+    with torch.no_grad():
+        c = model.condition(None, spk, n_samples=5, gc=gc)
+        assert c.shape == (3, 5, cfg.layers, cfg.gate_channels)
+        for b in range(3):  # each row is its own speaker's and vector's bias
+            one = model.condition(None, spk[b:b + 1], n_samples=5, gc=gc[b:b + 1])
+            assert torch.allclose(c[b], one[0])
+        with pytest.raises(ValueError, match="batch=2"):
+            model.condition(None, spk, n_samples=5, gc=gc, batch=2)

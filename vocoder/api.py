@@ -1,4 +1,4 @@
-"""``Vocoder``: load a bundle, pick a backend, turn frame features into audio."""
+"""``Vocoder``: load a bundle, pick a backend, turn frame features (or mels) into audio."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ import numpy as np
 
 from vocoder.bundle import load_bundle
 from vocoder.errors import VocoderError
-from vocoder.inputs import check_features, check_gc, check_n_samples, check_speaker
+from vocoder.inputs import (
+    batch_items,
+    check_features,
+    check_gc,
+    check_mel_config,
+    check_n_samples,
+    check_speaker,
+)
 from vocoder.mulaw import dequantize
 from vocoder.runtime import engine, folding, registry
 from vocoder.runtime.conditioning import Conditioner
@@ -27,6 +34,12 @@ class Vocoder:
 
     >>> voc = Vocoder.load("models/demo")             # ONNX Runtime on the CPU
     >>> audio = voc.synthesize(features, speaker=0)   # float32 mono at voc.sample_rate
+
+    A mel-conditioned bundle (:attr:`mel_config` is not None) takes log mels as acoustic
+    models emit them: (n_mels, T) or (B, n_mels, T), numpy or torch; frames-first
+    (T, n_mels) too (``layout`` says which when the shape cannot: a square array is read
+    channels-first). ``mel_config`` (a preset name or a MelConfig) states how the mels
+    were made, and a different band count, hop or rate from the bundle's is refused.
 
     Sampling: inverse CDF of the temperature-scaled softmax with one uniform per sample
     from a counter-based hash of (seed, stream, sample index); see
@@ -60,6 +73,12 @@ class Vocoder:
         return self.config.hop_length
 
     @property
+    def mel_config(self):
+        """The :class:`~vocoder.features.mel.MelConfig` a mel-conditioned bundle reads
+        (also for :func:`vocoder.features.mel.log_mel`); None for other features."""
+        return None if self.feature_spec is None else self.feature_spec.mel
+
+    @property
     def backend_name(self) -> str:
         return self.backend.name
 
@@ -73,10 +92,20 @@ class Vocoder:
         self.close()
 
     # -- input handling ---------------------------------------------------------------
+    def prepare(self, features, *, layout: str | None = None, mel_config=None,
+                what: str = "features") -> np.ndarray | None:
+        """The raw (T, D) float32 frames synthesis reads from ``features``, validated
+        (:func:`vocoder.inputs.check_features`; mels in either layout for a mel bundle,
+        checked against ``mel_config`` when given). None for a model without local
+        conditioning."""
+        check_mel_config(mel_config, self.feature_spec)
+        return check_features(features, self.config, what, spec=self.feature_spec,
+                              layout=layout)
+
     def _conditioner(self, features, speaker, gc, n_samples, normalize,
-                     what="features") -> Conditioner:
+                     what="features", layout=None) -> Conditioner:
         cfg = self.config
-        f = check_features(features, cfg, what)
+        f = check_features(features, cfg, what, spec=self.feature_spec, layout=layout)
         n = check_n_samples(n_samples, f, cfg)
         spec = self.feature_spec
         norm = spec.normalize if normalize and spec else None
@@ -103,8 +132,15 @@ class Vocoder:
                    n_samples: int | None = None,
                    fold: bool = False, fold_settings: folding.FoldSettings | None = None,
                    normalize: bool = True, progress: bool = False,
-                   voiced_temperature: float | None = None) -> np.ndarray:
-        """Features (Tf, D) -> audio (Tf * hop,) float32 in [-1, 1].
+                   voiced_temperature: float | None = None, layout: str | None = None,
+                   mel_config=None) -> np.ndarray:
+        """Features (Tf, D) -> audio (Tf * hop,) float32 in [-1, 1]; a batch (B, Tf, D)
+        -> (B, Tf * hop), generated side by side (as :meth:`synthesize_batch`).
+
+        A mel bundle takes mels (n_mels, T) or (B, n_mels, T) (see the class docstring);
+        ``layout`` ("frames-first" or "channels-first") overrides reading it from the
+        shape, and ``mel_config`` (a preset name, MelConfig or dict) is checked against
+        the bundle's analysis.
 
         features are raw (the bundle's normalisation is applied unless ``normalize`` is
         False). ``fold`` cuts long utterances into overlapping segments generated as a
@@ -118,26 +154,35 @@ class Vocoder:
         default (:attr:`sampling`); pass ``voiced_temperature=temperature`` to sample
         voiced frames like the rest.
         """
-        return self.synthesize_batch([features], None if speaker is None else [speaker],
-                                     seed, temperature,
-                                     gcs=None if gc is None else [gc],
-                                     n_samples=None if n_samples is None else [n_samples],
-                                     fold=fold, fold_settings=fold_settings,
-                                     normalize=normalize, progress=progress,
-                                     voiced_temperature=voiced_temperature)[0]
+        items = batch_items(features)
+        k = 1 if items is None else len(items)
+        out = self.synthesize_batch([features] if items is None else items,
+                                    None if speaker is None else [speaker] * k,
+                                    seed, temperature,
+                                    gcs=None if gc is None else [gc] * k,
+                                    n_samples=None if n_samples is None else [n_samples] * k,
+                                    fold=fold, fold_settings=fold_settings,
+                                    normalize=normalize, progress=progress,
+                                    voiced_temperature=voiced_temperature, layout=layout,
+                                    mel_config=mel_config)
+        return out[0] if items is None else np.stack(out)
 
     def synthesize_batch(self, features_list: Sequence, speakers: Sequence | None = None,
                          seed: int = 0, temperature: float | None = None, *, gcs=None,
                          n_samples: Sequence | None = None, fold: bool = False,
                          fold_settings: folding.FoldSettings | None = None,
                          normalize: bool = True, progress: bool = False,
-                         voiced_temperature: float | None = None) -> list[np.ndarray]:
+                         voiced_temperature: float | None = None, layout: str | None = None,
+                         mel_config=None) -> list[np.ndarray]:
         """Several utterances at once, generated side by side as one batch.
 
-        Utterance i uses noise stream i, so ``synthesize_batch([a, b])[0]`` equals
-        ``synthesize(a)`` when neither folds.
+        ``features_list``: one (Tf_i, D) array per utterance (for a mel bundle, mels as
+        :meth:`synthesize` takes them), or a (B, ...) array or tensor. Utterance i uses
+        noise stream i, so ``synthesize_batch([a, b])[0]`` equals ``synthesize(a)`` when
+        neither folds.
         """
         seed = _check_seed(seed)
+        check_mel_config(mel_config, self.feature_spec)
         temperature, voiced = self.resolve_temperatures(temperature, voiced_temperature)
         k = len(features_list)
         if k == 0:
@@ -148,7 +193,7 @@ class Vocoder:
             raise VocoderError("synthesize_batch: speakers/gcs/n_samples must have one entry "
                                "per utterance")
         conds = [self._conditioner(f, s, g, n, normalize, f"features[{i}]" if k > 1 else
-                                   "features")
+                                   "features", layout)
                  for i, (f, s, g, n) in enumerate(zip(features_list, speakers, gcs, lens))]
         fold = bool(fold)
         settings = fold_settings or folding.FoldSettings()
@@ -191,19 +236,23 @@ class Vocoder:
                temperature: float | None = None, *, gc=None,
                n_samples: int | None = None,
                chunk: int | None = None, normalize: bool = True,
-               voiced_temperature: float | None = None) -> Iterator[np.ndarray]:
+               voiced_temperature: float | None = None, layout: str | None = None,
+               mel_config=None) -> Iterator[np.ndarray]:
         """Yield float32 audio chunks of ``chunk`` samples (the last may be shorter) as
         they are generated. No folding; conditioning is computed chunk by chunk, so memory
         stays bounded whatever the length. Concatenated, the chunks equal
         ``synthesize(..., fold=False)`` with the same seed. chunk: default the backend's
-        (50 ms on the CPU; one D_max period, whole CUDA graphs, on the GPU backends)."""
+        (50 ms on the CPU; one D_max period, whole CUDA graphs, on the GPU backends).
+        One utterance: a mel bundle takes (n_mels, T), (1, n_mels, T) or (T, n_mels);
+        ``layout`` and ``mel_config`` as for :meth:`synthesize`."""
         seed = _check_seed(seed)
+        check_mel_config(mel_config, self.feature_spec)
         temperature, voiced = self.resolve_temperatures(temperature, voiced_temperature)
         if chunk is None:
             chunk = self.backend.stream_chunk()
         if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
             raise VocoderError(f"chunk must be an int >= 1 (samples), got {chunk!r}")
-        cond = self._conditioner(features, speaker, gc, n_samples, normalize)
+        cond = self._conditioner(features, speaker, gc, n_samples, normalize, layout=layout)
         job = engine.Job(cond, 0, 0, cond.n_samples)
         q = self.config.quantization_channels
         for _, c in engine.generate(self.backend, [job], seed, temperature, chunk=int(chunk),
@@ -212,14 +261,15 @@ class Vocoder:
 
     def teacher_forced_logits(self, audio: np.ndarray, features=None,
                               speaker: int | None = None, *, gc=None,
-                              normalize: bool = True) -> np.ndarray:
+                              normalize: bool = True, layout: str | None = None
+                              ) -> np.ndarray:
         """Logits (T, A) of every sample of ``audio`` given the true previous samples:
         the likelihood the model assigns (for evaluation and backend parity)."""
         from vocoder.mulaw import quantize, silence_class
 
         audio = np.asarray(audio)
         cond = self._conditioner(features, speaker, gc, len(audio) if features is None
-                                 else None, normalize)
+                                 else None, normalize, layout=layout)
         if len(audio) != cond.n_samples:
             raise VocoderError(f"audio has {len(audio)} samples, features cover "
                                f"{cond.n_samples}")

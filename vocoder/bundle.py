@@ -6,8 +6,8 @@ Reading it needs numpy and safetensors only (no torch), so the runtime can load 
 
 from __future__ import annotations
 
-import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ import numpy as np
 from vocoder.config import CONFIG_VERSION, WaveNetConfig
 from vocoder.errors import VocoderError
 from vocoder.features.spec import FeatureSpec
-from vocoder.fileio import atomic_path, write_text_atomic
+from vocoder.fileio import atomic_path, sha256_file, write_text_atomic
 
 FORMAT = "vocoder-bundle"
 FORMAT_VERSION = 1
@@ -66,6 +66,8 @@ class Bundle:
     training: dict[str, Any] = field(default_factory=dict)
     export: dict[str, Any] = field(default_factory=dict)
     sampling: SamplingDefaults = field(default_factory=lambda: SamplingDefaults())
+    #: Names of the gc vector's entries (multi-hot tags, :mod:`vocoder.tags`); () if none.
+    tags: tuple[str, ...] = ()
 
     def build_model(self):
         """A torch :class:`~vocoder.model.WaveNet` with these weights, in eval mode."""
@@ -97,19 +99,15 @@ class Bundle:
                 f"model.safetensors; re-run `vocoder export {self.path}`")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save_bundle(model, config: WaveNetConfig, path: str | Path,
                 feature_spec: FeatureSpec | None = None,
                 training: dict[str, Any] | None = None,
-                sampling: SamplingDefaults | None = None) -> Path:
+                sampling: SamplingDefaults | None = None,
+                tags: Sequence[str] | None = None) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into directory ``path``.
+
+    ``tags`` names the ``gc_channels`` entries of the global vector (a tag-conditioned
+    model), so that synthesis can take tag names.
 
     Each file is written to a temporary name and renamed, weights first, so a crash never
     leaves a config that points at half-written weights. ONNX files from an earlier export
@@ -131,6 +129,9 @@ def save_bundle(model, config: WaveNetConfig, path: str | Path,
             raise VocoderError(f"feature spec hop {feature_spec.hop_length} != model hop "
                                f"{config.hop_length} (product of upsample_scales)")
         check_excitation_spec(config, feature_spec, "save_bundle")
+        check_mel_spec(config, feature_spec, "save_bundle")
+    if tags:
+        tags = _check_tags(tags, config, "save_bundle")
     state = {k: v.detach().to("cpu").float().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path / WEIGHTS_FILE) as tmp:
         save_file(state, str(tmp))
@@ -142,8 +143,10 @@ def save_bundle(model, config: WaveNetConfig, path: str | Path,
         "features": feature_spec.to_dict() if feature_spec is not None else None,
         "training": training or {},
         "sampling": (sampling or SamplingDefaults()).to_dict(),
-        "weights": {"file": WEIGHTS_FILE, "sha256": _sha256(path / WEIGHTS_FILE)},
+        "weights": {"file": WEIGHTS_FILE, "sha256": sha256_file(path / WEIGHTS_FILE)},
     }
+    if tags:
+        doc["tags"] = list(tags)
     write_text_atomic(path / CONFIG_FILE, json.dumps(doc, indent=2) + "\n")
     return path
 
@@ -201,6 +204,7 @@ def load_bundle(path: str | Path) -> Bundle:
             raise VocoderError(f"{cfg_path}: feature spec has {spec.dim} features but the model "
                                f"has cond_channels={config.cond_channels}")
         check_excitation_spec(config, spec, cfg_path)
+        check_mel_spec(config, spec, cfg_path)
     weights_path = path / doc["weights"].get("file", WEIGHTS_FILE)
     if not weights_path.is_file():
         raise VocoderError(f"{weights_path}: missing; a bundle needs its weights")
@@ -208,14 +212,25 @@ def load_bundle(path: str | Path) -> Bundle:
         weights = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as e:
         raise VocoderError(f"{weights_path}: unreadable safetensors file ({e})") from None
-    digest = _sha256(weights_path)
+    digest = sha256_file(weights_path)
     if doc["weights"].get("sha256") not in (None, digest):
         raise VocoderError(f"{weights_path}: contents do not match the sha256 in {CONFIG_FILE} "
                            "(the file was changed or truncated after the bundle was written)")
     _check_shapes(config, weights, weights_path)
     sampling = SamplingDefaults.from_dict(doc.get("sampling"), cfg_path)
+    tags = _check_tags(doc["tags"], config, cfg_path) if doc.get("tags") is not None else ()
     return Bundle(path, config, spec, weights, digest, doc.get("training") or {},
-                  doc.get("export") or {}, sampling)
+                  doc.get("export") or {}, sampling, tags)
+
+
+def _check_tags(tags, config: WaveNetConfig, where) -> tuple[str, ...]:
+    from vocoder.tags import check_tag_names
+
+    tags = check_tag_names(list(tags) if isinstance(tags, tuple) else tags, f"{where}")
+    if len(tags) != config.gc_channels:
+        raise VocoderError(f"{where}: {len(tags)} tag names for gc_channels="
+                           f"{config.gc_channels}")
+    return tags
 
 
 def expected_shapes(cfg: WaveNetConfig) -> dict[str, tuple[int, ...]]:
@@ -259,6 +274,18 @@ def check_excitation_spec(cfg: WaveNetConfig, spec: FeatureSpec | None, where) -
         raise VocoderError(f"{where}: the excitation's log-F0 normalisation "
                            f"({cfg.log_f0_mean}, {cfg.log_f0_std}) differs from the feature "
                            f"spec's for {spec.names[i]!r} ({spec.mean[i]}, {spec.std[i]})")
+
+
+def check_mel_spec(cfg: WaveNetConfig, spec: FeatureSpec | None, where) -> None:
+    """A mel-conditioned model must run at its mels' sample rate and hop."""
+    if spec is None or spec.mel is None:
+        return
+    mel = spec.mel
+    if (mel.sample_rate, mel.hop_length) != (cfg.sample_rate, cfg.hop_length):
+        raise VocoderError(f"{where}: the mel analysis is at {mel.sample_rate} Hz, hop "
+                           f"{mel.hop_length}; the model at {cfg.sample_rate} Hz, hop "
+                           f"{cfg.hop_length} (product of upsample_scales "
+                           f"{list(cfg.upsample_scales)})")
 
 
 def _check_shapes(cfg: WaveNetConfig, weights: dict[str, np.ndarray], where: Path) -> None:

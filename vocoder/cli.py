@@ -14,7 +14,8 @@ from vocoder.errors import VocoderError
 
 #: Modules that add their own subcommands through ``register(subparsers)``.
 COMMAND_MODULES = ("vocoder.cli_data", "vocoder.cli_train", "vocoder.cli_say",
-                   "vocoder.cli_play", "vocoder.cli_bench", "vocoder.cli_asr")
+                   "vocoder.cli_play", "vocoder.cli_bench", "vocoder.cli_asr", "vocoder.cli_mel",
+                   "vocoder.cli_tags")
 
 
 def _cmd_info(args) -> int:
@@ -38,6 +39,7 @@ def _cmd_info(args) -> int:
         {"dim": b.feature_spec.dim, "hop_length": b.feature_spec.hop_length,
          "names": list(b.feature_spec.names[:8]) + (["..."] if b.feature_spec.dim > 8 else [])},
         "exported": sorted(p.name for p in b.path.glob("*.onnx")),
+        "tags": list(b.tags),
         "training": b.training,
     }
     if args.json:
@@ -52,6 +54,8 @@ def _cmd_info(args) -> int:
     print(f"MFLOPs/sample     {info['mflops_per_sample']}")
     if b.feature_spec is not None:
         print(f"features          {b.feature_spec.dim} per frame, hop {cfg.hop_length}")
+    if b.tags:
+        print(f"tags              {', '.join(b.tags)} (--tags)")
     print(f"exported          {', '.join(info['exported']) or 'no (run `vocoder export`)'}")
     if b.training:
         print(f"training          {json.dumps(b.training)[:200]}")
@@ -128,18 +132,23 @@ def _cmd_synthesize(args) -> int:
     from vocoder.api import Vocoder
     from vocoder.fileio import audio_format, write_wav_atomic
     from vocoder.inputs import load_features_file
+    from vocoder.tags import global_vector
 
     audio_format(args.output)
-    feats, extras = load_features_file(args.features)
-    speaker = args.speaker if args.speaker is not None else extras.get("speaker")
     opts = {"threads": args.threads} if args.threads else {}
     with Vocoder.load(args.bundle, backend=args.backend, **opts) as voc:
+        n_samples = _synthesis_length(voc.config, args.features is not None, args.seconds)
+        feats, extras = (None, {}) if args.features is None \
+            else load_features_file(args.features)
+        speaker = args.speaker if args.speaker is not None else extras.get("speaker")
+        gc = global_vector(voc.bundle.tags, voc.config.gc_channels, args.tags, args.gc,
+                           extras.get("gc"))
         if speaker is None and voc.config.n_speakers:
             speaker = 0
         t0 = time.perf_counter()
         audio = voc.synthesize(feats, speaker=speaker, seed=args.seed,
-                               **sampling_kwargs(args), gc=extras.get("gc"),
-                               fold=args.fold == "on",
+                               **sampling_kwargs(args), gc=gc, n_samples=n_samples,
+                               fold=args.fold == "on", mel_config=extras.get("mel_config"),
                                progress=not args.quiet)
         dt = time.perf_counter() - t0
         write_wav_atomic(args.output, audio, voc.sample_rate)
@@ -148,6 +157,31 @@ def _cmd_synthesize(args) -> int:
           f"({len(audio) / dt:,.0f} samples/s, real-time factor {dt / secs:.2f}) "
           f"on {args.backend}; peak {float(np.abs(audio).max()):.2f}")
     return 0
+
+
+def _synthesis_length(cfg, has_features: bool, seconds: float | None) -> int | None:
+    """Samples to generate: None (the features decide) for a locally conditioned model,
+    ``--seconds`` for one without local conditioning; a VocoderError for the other mixes."""
+    import math
+
+    if cfg.cond_channels:
+        if seconds is not None:
+            raise VocoderError(f"--seconds is for models without local conditioning; this "
+                               f"one reads {cfg.cond_channels} features per frame, and the "
+                               f"FEATURES file sets the length")
+        if not has_features:
+            raise VocoderError(f"this model needs a FEATURES file (.npy or .npz with frames "
+                               f"x {cfg.cond_channels} features)")
+        return None
+    if has_features:
+        raise VocoderError("this model has no local conditioning: drop the FEATURES file "
+                           "and give --seconds N")
+    if seconds is None:
+        raise VocoderError("this model has no local conditioning: pass --seconds N (how "
+                           "much audio to generate)")
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise VocoderError(f"--seconds must be a number > 0, got {seconds}")
+    return max(1, round(seconds * cfg.sample_rate))
 
 
 def _cmd_doctor(args) -> int:
@@ -218,11 +252,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--precision", default="fp16", choices=["fp32", "fp16"])
     s.set_defaults(func=_cmd_export)
 
-    s = sub.add_parser("synthesize", help="features (.npy/.npz) -> wav")
+    s = sub.add_parser("synthesize", help="features (.npy/.npz) -> wav; or --tags/--gc and "
+                       "--seconds for a model without local conditioning")
     s.add_argument("bundle")
-    s.add_argument("features", help=".npy (frames, D) or .npz with 'features' [, 'speaker']")
+    s.add_argument("features", nargs="?", default=None,
+                   help=".npy (frames, D) or .npz with 'features' [, 'speaker', 'gc']; "
+                   "none for a model without local conditioning (give --seconds)")
     s.add_argument("-o", "--output", required=True, help="output .wav")
     s.add_argument("--speaker", type=int)
+    glob = s.add_mutually_exclusive_group()
+    glob.add_argument("--tags", metavar="A,B", help="tags of a tag-conditioned model, e.g. "
+                      "piano,fast (`vocoder info` lists them)")
+    glob.add_argument("--gc", metavar="X,Y,...", help="the global conditioning vector "
+                      "itself, one number per tag, e.g. 1,0,0,1")
+    s.add_argument("--seconds", type=float, help="how much audio a model without local "
+                   "conditioning generates")
     s.add_argument("--seed", type=int, default=0)
     add_sampling_args(s)
     s.add_argument("--backend", default="onnxruntime")

@@ -56,7 +56,8 @@ def _cmd_play(args) -> int:
         if speaker is None and voc.config.n_speakers:
             speaker = 0
         common = dict(speaker=speaker, seed=args.seed, **sampling_kwargs(args),
-                      gc=extras.get("gc"), chunk=args.chunk)
+                      gc=extras.get("gc"), chunk=args.chunk,
+                      mel_config=extras.get("mel_config"))
         try:
             playback.check_output_device(device)
         except VocoderError as e:
@@ -80,7 +81,8 @@ def _cmd_play(args) -> int:
 def register(sub) -> None:
     s = sub.add_parser("play", help="generate from features and play live (sounddevice)")
     s.add_argument("bundle", nargs="?")
-    s.add_argument("features", nargs="?", help=".npy (frames, D) or .npz with 'features'")
+    s.add_argument("features", nargs="?", help=".npy (frames, D) or .npz with 'features'; "
+                   "for a mel bundle a saved mel (n_mels, T), as `vocoder mel` writes it")
     s.add_argument("--backend", default="auto",
                    help="auto (default): native when numba is installed (a single stream "
                    "faster than real time), else onnxruntime; or any backend by name")

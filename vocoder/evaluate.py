@@ -357,7 +357,8 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
         speaker_of = (lambda e: e.speaker) if cfg.n_speakers else (lambda e: None)
         result: dict[str, Any] = {"bundle": str(bundle),
                                   "weights_sha256": voc.bundle.weights_sha256,
-                                  "data": str(data_dir), "split": split, "backend": voc.backend_name, "seed": seed,
+                                  "data": str(data_dir), "split": split,
+                                  "backend": voc.backend_name, "seed": seed,
                                   "temperature": resolved[0],
                                   "voiced_temperature": resolved[1],
                                   "notes": []}
@@ -402,9 +403,11 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
             ref = audio16.astype(np.float64) / 32768.0
             tf = feats.shape[0]
             t0 = time.perf_counter()
+            # Dataset features are (frames, D), whatever a mel bundle reads from a shape.
             gen = voc.synthesize(feats, speaker=speaker_of(e), seed=seed + k, fold=fold,
                                  temperature=temperature,
-                                 voiced_temperature=voiced_temperature, progress=progress)
+                                 voiced_temperature=voiced_temperature, progress=progress,
+                                 layout="frames-first")
             synth_time += time.perf_counter() - t0
             synth_samples += len(gen)
             row: dict[str, Any] = {"id": e.id, "seconds": round(len(gen) / sr, 3),
@@ -442,7 +445,8 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
                         shifted[:, i_f0] += sign * math.log(2.0) * pitch_semitones / 12.0
                         g2 = voc.synthesize(shifted, speaker=speaker_of(e), seed=seed + k,
                                             fold=fold, temperature=temperature,
-                                            voiced_temperature=voiced_temperature)
+                                            voiced_temperature=voiced_temperature,
+                                            layout="frames-first")
                         lf2, v2 = f0_track(g2, sr, hop, tf)
                         both = v2 & voiced_gen
                         delta = (lf2 - log_f0_gen)[both] * _CENTS

@@ -126,14 +126,15 @@ class WaveNet(nn.Module):
 
     def condition(self, features: torch.Tensor | None = None,
                   speaker: torch.Tensor | None = None, n_samples: int | None = None,
-                  gc: torch.Tensor | None = None, batch: int = 1,
+                  gc: torch.Tensor | None = None, batch: int | None = None,
                   frame_offset: int = 0) -> torch.Tensor:
         """Every layer's gate bias for every sample: cond (B, T, L, G).
 
         features (B, Tf, D) float, already normalised; speaker (B,) int64; gc
-        (B, gc_channels) float. T = Tf * hop unless ``n_samples`` is given (needed, and
-        ``batch`` too, when the model has no local conditioning). Sample 0 lies
-        ``frame_offset`` frames into ``features``.
+        (B, gc_channels) float. T = Tf * hop unless ``n_samples`` is given (needed when
+        the model has no local conditioning). B is the batch of ``features``, else of
+        ``speaker`` or ``gc``, else ``batch`` (default 1). Sample 0 lies ``frame_offset``
+        frames into ``features``.
         """
         cfg = self.cfg
         if cfg.cond_channels:
@@ -144,6 +145,11 @@ class WaveNet(nn.Module):
                 n_samples = (features.shape[1] - frame_offset) * cfg.hop_length
         elif n_samples is None:
             raise ValueError("an unconditional model needs n_samples")
+        else:
+            given = next((t.shape[0] for t in (speaker, gc) if t is not None), None)
+            if given is not None and batch not in (None, given):
+                raise ValueError(f"batch={batch} but speaker/gc have batch {given}")
+            batch = given or batch or 1
         c = self._cond_channels_first(batch, n_samples, features, speaker, gc, frame_offset)
         return c.reshape(batch, cfg.layers, cfg.gate_channels, n_samples).permute(0, 3, 1, 2)
 
@@ -177,7 +183,7 @@ class WaveNet(nn.Module):
                 speaker: torch.Tensor | None = None,
                 gc: torch.Tensor | None = None, frame_offset: int = 0,
                 keep: int | None = None, channels_last: bool = False) -> torch.Tensor:
-        """Teacher-forced parallel pass.
+        """Teacher-forced parallel pass: :meth:`head` of :meth:`stack`.
 
         x (B, T) int64: the class of the *previous* sample at each position.
         features (B, Tf, D) with (Tf - frame_offset) * hop >= T; speaker (B,);
@@ -191,6 +197,17 @@ class WaveNet(nn.Module):
         over ``[h(t - d), h(t), c(t)]``, and the skip convs of all layers are one GEMM.
         Nothing slices a tensor that spans all layers, whose backward would zero-fill the
         whole of it once per layer.
+        """
+        logits = self.head(self.stack(x, features, speaker, gc, frame_offset, keep))
+        return logits if channels_last else logits.transpose(1, 2)
+
+    def stack(self, x: torch.Tensor, features: torch.Tensor | None = None,
+              speaker: torch.Tensor | None = None, gc: torch.Tensor | None = None,
+              frame_offset: int = 0, keep: int | None = None) -> torch.Tensor:
+        """The dilated stack of :meth:`forward` up to the sum of the skip connections
+        (before the head's first ReLU): (B, keep, S), channels last.
+
+        Arguments as for :meth:`forward`; position t depends on ``x[..t]`` only.
         """
         cfg = self.cfg
         B, T = x.shape
@@ -233,10 +250,12 @@ class WaveNet(nn.Module):
         # averaging then divides once per alias.
         ones = torch.ones(1, L, dtype=skip_w.dtype, device=skip_w.device)
         skip_b = (ones @ torch.stack([s.bias for s in self.skip]))[0]
-        skip = F.linear(torch.cat(kept_z, -1), skip_w, skip_b)  # (B, keep, S)
+        return F.linear(torch.cat(kept_z, -1), skip_w, skip_b)  # (B, keep, S)
+
+    def head(self, skip: torch.Tensor) -> torch.Tensor:
+        """Output head on summed skips: skip (B, T, S) -> logits (B, T, A), channels last."""
         out = F.relu(F.linear(F.relu(skip), self.head1.weight[:, :, 0], self.head1.bias))
-        logits = F.linear(out, self.head2.weight[:, :, 0], self.head2.bias)  # (B, keep, A)
-        return logits if channels_last else logits.transpose(1, 2)
+        return F.linear(out, self.head2.weight[:, :, 0], self.head2.bias)
 
     # -- generation -------------------------------------------------------------------
     def step(self, x: torch.Tensor, cond_t: torch.Tensor,

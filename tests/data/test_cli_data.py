@@ -37,11 +37,12 @@ def test_features(tmp_path, capsys):
                   str(tmp_path / "out"), "--no-progress"])
     assert args.func(args) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1 and "4 features per frame" in out[0]
+    assert len(out) == 1 and "4 features per frame" in out[0] and "hop 80" in out[0]
 
 
 def test_parser_defaults():
     args = parse(["corpus", "espeak", "--out", "x"])
     assert (args.speakers, args.utterances, args.sample_rate, args.seed) == (4, 50, 16000, 0)
     args = parse(["features", "--manifest", "m", "--out", "o", "--labels-question-file", "q"])
-    assert args.labels_question_file == "q" and args.hop_length == 80
+    # hop None: 80 for linguistic features, the analysis's hop with --mel
+    assert args.labels_question_file == "q" and args.hop_length is None and args.mel is None

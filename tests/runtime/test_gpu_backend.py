@@ -12,6 +12,7 @@ import torch
 
 from vocoder.bundle import load_bundle, save_bundle
 from vocoder.errors import VocoderError
+from vocoder.fileio import sha256_file
 from vocoder.model import WaveNet
 from vocoder.runtime import engine, gpu_loop, registry, trt_engine
 from vocoder.runtime.conditioning import Conditioner
@@ -390,7 +391,7 @@ def test_engine_cache_path_and_hit(bundle, tmp_path, monkeypatch):
     step = trt_engine.TensorRTStep(onnx_path, tmp_path / "engines", "fp16", 10, 8, 16, 256,
                                    torch.device("cpu"), gpu_name="NVIDIA H100 80GB HBM3")
     path = step.engine_path(4)
-    sha = trt_engine.file_sha256(onnx_path)
+    sha = sha256_file(onnx_path)
     assert path == tmp_path / "engines" / (
         f"step-{sha[:16]}-trt10.9.0-nvidia-h100-80gb-hbm3-fp16-b4.engine")
     assert step.shapes(4) == {"x": (4,), "cond_t": (4, 10, 16), "past": (4, 10, 8)}

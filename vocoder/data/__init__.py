@@ -1,4 +1,5 @@
-"""Datasets on disk: the built-in eSpeak corpus, user manifests, and the shared format.
+"""Datasets on disk: the built-in eSpeak and music corpora, user manifests, and the shared
+format.
 
 See ``vocoder.data.corpus`` for the format. The public entry points are re-exported here.
 """
@@ -11,6 +12,7 @@ from vocoder.data.corpus import (
     load_manifest,
     read_manifest,
 )
+from vocoder.data.music import build_music_corpus
 
 __all__ = ["Dataset", "Entry", "build_espeak_corpus", "build_features_for_manifest",
-           "load_manifest", "read_manifest"]
+           "build_music_corpus", "load_manifest", "read_manifest"]

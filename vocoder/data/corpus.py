@@ -11,6 +11,17 @@ Format (a directory)::
     wavs/*.wav      mono PCM16 at sample_rate
     feats/*.npy     float32 (n_frames, D), unnormalised; n_frames * hop_length == len(wav)
 
+Optional, for music and other non-speech data:
+
+* tags: corpus.json ``"tags": ["piano", ..., "fast", "slow"]`` names the entries of a
+  multi-hot global-conditioning vector, and then every row has ``"tags": [names]`` (a
+  subset, ``[]`` for none). ``"tag_groups": [["fast", "slow"], ...]`` may say which tags
+  exclude each other (the tag classifier chooses one per group).
+* no frame features: ``"feature_names": []`` and ``"binary": []``; rows have no
+  ``features`` (a model without local conditioning). ``hop_length`` still sets the
+  frame unit of training crops; audio is zero-padded to whole frames when read.
+* no speakers: ``"speakers": []``; rows have no ``speaker``.
+
 Every file is written to a temporary name in its final directory and renamed into place,
 and ``corpus.json`` is written last: a directory without it is an unfinished build.
 
@@ -66,7 +77,8 @@ class Entry:
     """One utterance of a manifest. Paths are absolute (resolved against the manifest).
 
     ``features`` is a (Tf, D) .npy and ``labels`` an HTS label file; a dataset in the
-    vocoder format always has ``features``, a user's manifest may have either.
+    vocoder format has ``features`` unless it declares none, a user's manifest may have
+    either. ``tags`` are the row's tag names (None: the row has no "tags" key).
     """
 
     id: str
@@ -76,6 +88,7 @@ class Entry:
     text: str = ""
     features: Path | None = None
     labels: Path | None = None
+    tags: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,37 @@ class Dataset:
     def speakers(self) -> list[str]:
         return list(self.info["speakers"])
 
+    @property
+    def mel(self):
+        """The :class:`~vocoder.features.mel.MelConfig` of a mel dataset (corpus.json
+        "mel", :mod:`vocoder.data.mel_corpus`), else None."""
+        from vocoder.data.mel_corpus import dataset_mel
+
+        return dataset_mel(self.info, self.root)
+
+    @property
+    def has_features(self) -> bool:
+        """False for a dataset without frame features (``"feature_names": []``)."""
+        return bool(self.info["feature_names"])
+
+    @property
+    def tags(self) -> list[str]:
+        """The names of the multi-hot gc vector's entries ([] when untagged)."""
+        return list(self.info.get("tags") or [])
+
+    @property
+    def tag_groups(self) -> list[list[str]]:
+        """Groups of mutually exclusive tags (corpus.json "tag_groups"; [] when none)."""
+        return [list(g) for g in self.info.get("tag_groups") or []]
+
+    def gc(self, entry: Entry) -> np.ndarray | None:
+        """float32 (len(tags),) multi-hot vector of ``entry``'s tags, None if untagged."""
+        if not self.tags:
+            return None
+        from vocoder.tags import multi_hot
+
+        return multi_hot(entry.tags or (), self.tags, f"utterance {entry.id!r}: ")
+
     def split(self, name: str) -> list[Entry]:
         """The entries of split ``name`` ("train" or "test"), in manifest order."""
         if name not in SPLITS:
@@ -117,10 +161,14 @@ class Dataset:
         """``(audio int16 (n_frames * H,), features float32 (n_frames, D))`` of ``entry``.
 
         Audio is cut or zero-padded to exactly ``n_frames * H`` (validation already
-        bounded the difference to one frame).
+        bounded the difference to one frame). Without frame features, ``n_frames`` is
+        ``ceil(len(wav) / H)`` and features is (n_frames, 0).
         """
         audio, _ = sf.read(str(entry.wav), dtype="int16", always_2d=False)
-        feats = np.load(entry.features, allow_pickle=False).astype(np.float32, copy=False)
+        if entry.features is None and not self.has_features:
+            feats = np.zeros((math.ceil(audio.size / self.hop_length), 0), np.float32)
+        else:
+            feats = np.load(entry.features, allow_pickle=False).astype(np.float32, copy=False)
         n = feats.shape[0] * self.hop_length
         audio = audio[:n] if audio.size >= n else np.pad(audio, (0, n - audio.size))
         return audio, feats
@@ -343,10 +391,17 @@ def _parse_entries(path: Path, rows: list[dict[str, Any]]) -> tuple[list[Entry],
                                f"got {split!r}")
         feats = row.get("features")
         labels = row.get("labels") or row.get("label")
+        tags = row.get("tags")
+        if isinstance(tags, str):  # a CSV cell: names separated by spaces
+            tags = tags.split()
+        if tags is not None:
+            from vocoder.tags import check_tag_names
+
+            tags = check_tag_names(tags, f"utterance {utt_id!r}")
         entries.append(Entry(id=utt_id, wav=base / str(row["wav"]), speaker=speaker,
                              split=split, text=str(row.get("text", "")),
                              features=base / str(feats) if feats else None,
-                             labels=base / str(labels) if labels else None))
+                             labels=base / str(labels) if labels else None, tags=tags))
     if not entries:
         raise VocoderError(f"manifest {path} has no utterances")
     return entries, names
@@ -395,7 +450,8 @@ def read_manifest(path: str | Path, sample_rate: int | None = None,
 
     Columns: ``id``, ``wav`` (required); ``features`` (.npy, (Tf, D)) or ``labels`` (HTS
     label file); ``speaker`` (int or name; default 0); ``split`` ("train"/"test"; default
-    "train"); ``text``. Relative paths are relative to the manifest's directory.
+    "train"); ``text``; ``tags`` (a list of tag names; in a CSV, names separated by
+    spaces). Relative paths are relative to the manifest's directory.
 
     Checks, each a ``VocoderError`` naming the utterance: missing wav or feature file,
     a wav not at ``sample_rate`` (default: the first wav's rate), not mono, feature
@@ -434,19 +490,59 @@ def load_manifest(directory: str | Path, check_values: bool = True) -> Dataset:
     for key in ("sample_rate", "hop_length", "feature_names", "binary", "speakers"):
         if key not in info:
             raise VocoderError(f"{info_path}: missing key {key!r}")
+    for key in ("feature_names", "binary", "speakers"):
+        if not isinstance(info[key], list):
+            raise VocoderError(f"{info_path}: {key!r} must be a list")
     if len(info["binary"]) != len(info["feature_names"]):
         raise VocoderError(f"{info_path}: binary has {len(info['binary'])} entries for "
                            f"{len(info['feature_names'])} feature names")
-    entries = read_manifest(root / "manifest.jsonl", sample_rate=int(info["sample_rate"]),
+    tags = _check_info_tags(info, info_path)
+    manifest = root / "manifest.jsonl"
+    entries = read_manifest(manifest, sample_rate=int(info["sample_rate"]),
                             hop_length=int(info["hop_length"]),
-                            feature_dim=len(info["feature_names"]), check_values=check_values)
+                            feature_dim=len(info["feature_names"]) or None,
+                            check_values=check_values)
     for e in entries:
-        if e.features is None:
-            raise VocoderError(f"utterance {e.id!r}: no features in {root / 'manifest.jsonl'}")
-        if e.speaker >= len(info["speakers"]):
-            raise VocoderError(f"utterance {e.id!r}: speaker {e.speaker} but the dataset has "
-                               f"{len(info['speakers'])} speakers")
+        _check_dataset_entry(e, info, tags, manifest)
     return Dataset(root=root, info=info, entries=tuple(entries))
+
+
+def _check_info_tags(info: dict[str, Any], info_path: Path) -> tuple[str, ...]:
+    """corpus.json's optional "tags" and "tag_groups", validated."""
+    from vocoder.tags import check_tag_groups, check_tag_names
+
+    tags = check_tag_names(info.get("tags") or [], f"{info_path}")
+    if info.get("tag_groups") is not None:
+        if not tags:
+            raise VocoderError(f"{info_path}: tag_groups without tags")
+        check_tag_groups(info["tag_groups"], tags, f"{info_path}")
+    return tags
+
+
+def _check_dataset_entry(e: Entry, info: dict[str, Any], tags: tuple[str, ...],
+                         manifest: Path) -> None:
+    """What the dataset's corpus.json promises of each row: features iff it declares
+    feature names, tags from its list iff it declares tags, a known speaker."""
+    who = f"utterance {e.id!r}"
+    if info["feature_names"] and e.features is None:
+        raise VocoderError(f"{who}: no features in {manifest}")
+    if not info["feature_names"] and e.features is not None:
+        raise VocoderError(f"{who}: has features, but corpus.json declares none "
+                           f"(\"feature_names\": [])")
+    n_speakers = len(info["speakers"])
+    if e.speaker >= max(n_speakers, 1):  # no speakers: every row is speaker 0
+        raise VocoderError(f"{who}: speaker {e.speaker} but the dataset has "
+                           f"{n_speakers} speakers")
+    if tags and e.tags is None:
+        raise VocoderError(f"{who}: no \"tags\" in {manifest} (the dataset is tagged with "
+                           f"{', '.join(tags)}; give [] for none)")
+    if not tags and e.tags is not None:
+        raise VocoderError(f"{who}: has tags {list(e.tags)}, but corpus.json declares "
+                           f"none (\"tags\": [...])")
+    for name in e.tags or ():
+        if name not in tags:
+            raise VocoderError(f"{who}: unknown tag {name!r}; the dataset's tags are "
+                               f"{', '.join(tags)}")
 
 
 # -- the user's own data ----------------------------------------------------------------

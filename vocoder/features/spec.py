@@ -1,6 +1,7 @@
 """What the model's frame features are: names, hop, and the normalisation it was trained with.
 
-Kept free of torch and of the feature extractors, so the runtime can read it.
+Kept free of torch and of the feature extractors, so the runtime can read it (the mel
+analysis's parameters, :class:`~vocoder.features.mel.MelConfig`, import no extractor).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from vocoder.errors import VocoderError
+from vocoder.features.mel import MelConfig
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,10 @@ class FeatureSpec:
 
     ``mean``/``std`` are computed on the training split; binary dimensions (one-hots,
     voicing) keep mean 0 and std 1 so normalisation leaves them alone.
+
+    ``mel``: for a mel-conditioned model, the analysis its first ``mel.n_mels`` features
+    come from (raw log mels, before this spec's normalisation); any further columns are
+    ``log_f0`` and ``vuv``. None for other features (and in bundles written before mels).
     """
 
     names: tuple[str, ...]
@@ -26,6 +32,7 @@ class FeatureSpec:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     binary: tuple[bool, ...] = ()
+    mel: MelConfig | None = None
 
     def __post_init__(self) -> None:
         # Plain Python values (numpy scalars do not serialise to JSON).
@@ -42,6 +49,13 @@ class FeatureSpec:
                 f"and binary ({len(self.binary)}) must have the same length")
         if any(not (s > 0) for s in self.std):
             raise VocoderError("feature spec: every std must be > 0")
+        if self.mel is not None:
+            if self.mel.hop_length != self.hop_length:
+                raise VocoderError(f"feature spec: hop {self.hop_length} but its mel "
+                                   f"analysis has hop {self.mel.hop_length}")
+            if self.mel.n_mels > d:
+                raise VocoderError(f"feature spec: {d} features cannot hold "
+                                   f"{self.mel.n_mels} mel bands")
 
     @property
     def dim(self) -> int:
@@ -54,8 +68,9 @@ class FeatureSpec:
 
     @classmethod
     def fit(cls, names: list[str], hop_length: int, frames: list[np.ndarray],
-            binary: list[bool] | None = None) -> FeatureSpec:
-        """Mean/std over all frames of ``frames`` (each (Tf, D)); binary dims untouched."""
+            binary: list[bool] | None = None, mel: MelConfig | None = None) -> FeatureSpec:
+        """Mean/std over all frames of ``frames`` (each (Tf, D)); binary dims untouched.
+        ``mel``: the analysis of mel features (stored with the spec)."""
         d = len(names)
         binary = list(binary) if binary is not None else [False] * d
         n, s, ss = 0, np.zeros(d), np.zeros(d)
@@ -72,17 +87,18 @@ class FeatureSpec:
         mean = np.where(binary, 0.0, mean)
         std = np.where(binary, 1.0, std)
         return cls(tuple(names), hop_length, tuple(map(float, mean)), tuple(map(float, std)),
-                   tuple(bool(b) for b in binary))
+                   tuple(bool(b) for b in binary), mel)
 
     def matches(self, other: FeatureSpec, tolerance: float = 1e-2) -> bool:
-        """Same features, hop and binary dims, and statistics within ``tolerance``.
+        """Same features, hop, mel analysis and binary dims, and statistics within
+        ``tolerance``.
 
         Means may differ by ``tolerance`` standard deviations and stds by that ratio: a
         corpus rebuilt on another machine can differ in the last digits of its F0
         analysis, which is the same data for training purposes.
         """
-        if (self.names, self.hop_length, self.binary) != \
-                (other.names, other.hop_length, other.binary):
+        if (self.names, self.hop_length, self.binary, self.mel) != \
+                (other.names, other.hop_length, other.binary, other.mel):
             return False
         m0, m1 = np.asarray(self.mean), np.asarray(other.mean)
         s0, s1 = np.asarray(self.std), np.asarray(other.std)
@@ -96,14 +112,18 @@ class FeatureSpec:
         return ((np.asarray(features, dtype=np.float32) - mean) / std).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"names": list(self.names), "dim": self.dim, "hop_length": self.hop_length,
-                "mean": list(self.mean), "std": list(self.std), "binary": list(self.binary)}
+        d = {"names": list(self.names), "dim": self.dim, "hop_length": self.hop_length,
+             "mean": list(self.mean), "std": list(self.std), "binary": list(self.binary)}
+        if self.mel is not None:  # absent otherwise, so older specs' documents stay as they were
+            d["mel"] = self.mel.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureSpec:
+        mel = None if d.get("mel") is None else MelConfig.from_dict(d["mel"])
         try:
             spec = cls(tuple(d["names"]), int(d["hop_length"]), tuple(d["mean"]),
-                       tuple(d["std"]), tuple(d.get("binary", ())))
+                       tuple(d["std"]), tuple(d.get("binary", ())), mel)
         except (KeyError, TypeError) as e:
             raise VocoderError(f"feature spec is missing or has a bad field: {e}") from None
         if "dim" in d and d["dim"] != spec.dim:

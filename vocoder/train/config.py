@@ -4,8 +4,9 @@ A preset file (``vocoder train --config preset.json``) holds both::
 
     {"model": {WaveNetConfig fields}, "train": {TrainConfig fields}}
 
-``cond_channels`` and ``n_speakers`` may be left out of "model": training fills them in
-from the dataset's ``corpus.json`` (feature dimension, number of speakers).
+``cond_channels``, ``n_speakers`` and ``gc_channels`` may be left out of "model":
+training fills them in from the dataset's ``corpus.json`` (feature dimension, number of
+speakers, number of tags).
 """
 
 from __future__ import annotations
@@ -127,11 +128,14 @@ class Preset:
     model: dict[str, Any]
     train: TrainConfig
 
-    def model_config(self, cond_channels: int, n_speakers: int) -> WaveNetConfig:
-        """The WaveNetConfig for a dataset with ``cond_channels`` features and
-        ``n_speakers`` speakers; a value given in the preset must agree with the data."""
+    def model_config(self, cond_channels: int, n_speakers: int,
+                     gc_channels: int = 0) -> WaveNetConfig:
+        """The WaveNetConfig for a dataset with ``cond_channels`` features,
+        ``n_speakers`` speakers and ``gc_channels`` tags; a value given in the preset must
+        agree with the data."""
         fields = dict(self.model)
-        for name, value in (("cond_channels", cond_channels), ("n_speakers", n_speakers)):
+        for name, value in (("cond_channels", cond_channels), ("n_speakers", n_speakers),
+                            ("gc_channels", gc_channels)):
             given = fields.get(name)
             if given is not None and given != value:
                 raise VocoderError(f"preset says {name}={given} but the dataset has {value}")
@@ -163,7 +167,7 @@ def load_preset(path: str | Path | None) -> Preset:
         # (An excitation input needs local conditioning; F0's columns come from the data.)
         Preset(model, train).model_config(
             model.get("cond_channels") or (1 if model.get("excitation") else 0),
-            model.get("n_speakers") or 0)
+            model.get("n_speakers") or 0, model.get("gc_channels") or 0)
     except VocoderError as e:
         raise VocoderError(f"{path}: {e}") from None
     return Preset(model, train)

@@ -50,12 +50,14 @@ IGNORE = -100
 @dataclass(frozen=True)
 class Utterance:
     """One preloaded utterance: mu-law classes (N,) and normalised features (Tf, D),
-    ``N == Tf * hop``."""
+    ``N == Tf * hop`` (D = 0 without local conditioning); ``gc`` (C,) float32, the
+    multi-hot tag vector of a tagged dataset, else None."""
 
     id: str
     speaker: int
     classes: np.ndarray
     features: np.ndarray
+    gc: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:
@@ -68,7 +70,7 @@ class Crop:
 
     x (Tw,) int64 previous-sample classes; target (Tw,) int64 with :data:`IGNORE` on the
     context; features (Tfw, D) float32 normalised; sample 0 of ``x`` lies
-    ``frame_offset`` frames into ``features``.
+    ``frame_offset`` frames into ``features``; gc (C,) float32 or None.
     """
 
     utt_id: str
@@ -77,6 +79,7 @@ class Crop:
     features: np.ndarray
     frame_offset: int
     speaker: int
+    gc: np.ndarray | None = None
 
     @property
     def key(self) -> tuple[int, int, int]:
@@ -86,13 +89,15 @@ class Crop:
 @dataclass
 class Group:
     """Crops of the same shape stacked: x, target (B, Tw); features (B, Tfw, D);
-    speaker (B,); one ``frame_offset``. numpy arrays (the trainer moves them)."""
+    speaker (B,); one ``frame_offset``; gc (B, C) or None. numpy arrays (the trainer
+    moves them)."""
 
     x: np.ndarray
     target: np.ndarray
     features: np.ndarray
     speaker: np.ndarray
     frame_offset: int
+    gc: np.ndarray | None = None
 
     @property
     def n_targets(self) -> int:
@@ -133,7 +138,7 @@ def make_crop(utt: Utterance, start: int, crop_frames: int, cfg: WaveNetConfig) 
         x[:] = classes[a - 1: b - 1]
     target = classes[a:b].astype(np.int64)
     target[: (start - w0) * hop] = IGNORE
-    return Crop(utt.id, x, target, utt.features[f0:f1], w0 - f0, utt.speaker)
+    return Crop(utt.id, x, target, utt.features[f0:f1], w0 - f0, utt.speaker, utt.gc)
 
 
 def whole_utterance(utt: Utterance, cfg: WaveNetConfig) -> Crop:
@@ -148,7 +153,8 @@ def collate(crops: list[Crop]) -> list[Group]:
         groups.setdefault(crop.key, []).append(crop)
     return [Group(np.stack([c.x for c in g]), np.stack([c.target for c in g]),
                   np.stack([c.features for c in g]).astype(np.float32),
-                  np.array([c.speaker for c in g], np.int64), g[0].frame_offset)
+                  np.array([c.speaker for c in g], np.int64), g[0].frame_offset,
+                  None if g[0].gc is None else np.stack([c.gc for c in g]).astype(np.float32))
             for g in groups.values()]
 
 
@@ -187,10 +193,12 @@ class CropSampler:
 
 @dataclass
 class TrainData:
-    """A loaded dataset: normalised train/test utterances and what the bundle records."""
+    """A loaded dataset: normalised train/test utterances and what the bundle records.
+
+    ``spec`` is None for a dataset without frame features."""
 
     dataset: Any  # vocoder.data.corpus.Dataset: its directory, corpus.json and manifest
-    spec: FeatureSpec
+    spec: FeatureSpec | None
     train: list[Utterance]
     test: list[Utterance]
 
@@ -216,7 +224,12 @@ class TrainData:
 
     @property
     def feature_dim(self) -> int:
-        return self.spec.dim
+        return self.spec.dim if self.spec is not None else 0
+
+    @property
+    def tags(self) -> list[str]:
+        """Names of the gc vector's entries ([] for an untagged dataset)."""
+        return self.dataset.tags
 
     def for_model(self, cfg: WaveNetConfig) -> TrainData:
         """The data as the model reads it: with the frame-phase column appended to every
@@ -236,15 +249,22 @@ class TrainData:
             raise VocoderError(f"the model is at {cfg.sample_rate} Hz but the dataset "
                                f"{self.root} is at {self.sample_rate} Hz")
         if cfg.hop_length != self.hop_length:
+            # Without local conditioning the hop is still the unit training crops are cut in.
             raise VocoderError(f"the model's hop (product of upsample_scales "
                                f"{list(cfg.upsample_scales)} = {cfg.hop_length}) differs "
-                               f"from the dataset's hop_length {self.hop_length}")
+                               f"from the dataset's hop_length {self.hop_length}"
+                               + ("" if cfg.cond_channels else " (a model without local "
+                                  "conditioning still cuts its training crops in frames)"))
         if cfg.cond_channels != self.feature_dim:
             raise VocoderError(f"the model has cond_channels={cfg.cond_channels}, the "
                                f"dataset has {self.feature_dim} features")
         if cfg.n_speakers < self.n_speakers:
             raise VocoderError(f"the model has n_speakers={cfg.n_speakers}, the dataset "
                                f"has {self.n_speakers} speakers")
+        if cfg.gc_channels != len(self.tags):
+            raise VocoderError(f"the model has gc_channels={cfg.gc_channels}, the dataset "
+                               f"has {len(self.tags)} tags"
+                               + (f" ({', '.join(self.tags)})" if self.tags else ""))
 
 
 def _load_dataset(directory: Path):
@@ -263,7 +283,8 @@ def load_train_data(directory: str | Path, quantization_channels: int = 256,
     Features are normalised with statistics fitted on the train split (binary
     dimensions left alone), or with ``spec`` when given (a resumed run keeps its own
     normalisation; the data must give matching statistics). ``max_test`` caps the
-    preloaded test utterances.
+    preloaded test utterances. A dataset without frame features gives (Tf, 0) features
+    and ``spec`` None; a tagged one gives every utterance its multi-hot ``gc``.
     """
     directory = Path(directory)
     ds = _load_dataset(directory)
@@ -274,8 +295,9 @@ def load_train_data(directory: str | Path, quantization_channels: int = 256,
         test_entries = test_entries[:max_test]
     raw = {e.id: ds.load(e) for e in [*train_entries, *test_entries]}
     fitted = FeatureSpec.fit(ds.feature_names, ds.hop_length,
-                             [raw[e.id][1] for e in train_entries], list(map(bool, ds.binary)))
-    if spec is not None and not spec.matches(fitted):
+                             [raw[e.id][1] for e in train_entries], list(map(bool, ds.binary)),
+                             mel=ds.mel) if ds.has_features else None
+    if spec is not None and (fitted is None or not spec.matches(fitted)):
         raise VocoderError(f"{directory}: the dataset's features or their statistics differ "
                            "from the ones the run was started with (--resume on different "
                            "data?)")
@@ -285,9 +307,10 @@ def load_train_data(directory: str | Path, quantization_channels: int = 256,
     def utterance(e) -> Utterance:
         audio, feats = raw[e.id]
         if feats.shape[0] == 0:
-            raise VocoderError(f"utterance {e.id!r}: no feature frames")
+            raise VocoderError(f"utterance {e.id!r}: no feature frames" if ds.has_features
+                               else f"utterance {e.id!r}: {e.wav} holds no audio")
         return Utterance(e.id, e.speaker, quantize(audio, quantization_channels).astype(dtype),
-                         spec.normalize(feats))
+                         spec.normalize(feats) if spec is not None else feats, ds.gc(e))
 
     return TrainData(ds, spec, [utterance(e) for e in train_entries],
                      [utterance(e) for e in test_entries])

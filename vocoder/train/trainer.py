@@ -116,10 +116,12 @@ def _unwrap(model: torch.nn.Module) -> WaveNet:
     return model.module if hasattr(model, "module") else model
 
 
-def _to(group: Group, device: torch.device) -> tuple[torch.Tensor, ...]:
+def _to(group: Group, device: torch.device) -> tuple[torch.Tensor | None, ...]:
+    """x, target, features, speaker, gc (None for an untagged dataset) on ``device``."""
     return (torch.from_numpy(group.x).to(device), torch.from_numpy(group.target).to(device),
             torch.from_numpy(group.features).to(device),
-            torch.from_numpy(group.speaker).to(device))
+            torch.from_numpy(group.speaker).to(device),
+            None if group.gc is None else torch.from_numpy(group.gc).to(device))
 
 
 def _speaker_arg(model: torch.nn.Module, speaker: torch.Tensor) -> torch.Tensor | None:
@@ -143,11 +145,11 @@ def accumulate_gradients(model: torch.nn.Module, groups: list[Group], device: to
         last = i == len(groups) - 1
         sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") \
             else model.no_sync()
-        x, target, feats, spk = _to(g, device)
+        x, target, feats, spk, gc_vec = _to(g, device)
         keep = g.keep
         with sync:
             with autocast or contextlib.nullcontext():
-                logits = model(x, feats, _speaker_arg(model, spk), None, g.frame_offset,
+                logits = model(x, feats, _speaker_arg(model, spk), gc_vec, g.frame_offset,
                                keep=keep, channels_last=True)  # (B, keep, A)
             loss = F.cross_entropy(logits.float().flatten(0, 1),
                                    target[:, -keep:].flatten(), ignore_index=IGNORE,
@@ -167,9 +169,9 @@ def validation_bits(model: WaveNet, utterances: list[Utterance], device: torch.d
     nats, count = 0.0, 0
     for utt in utterances:
         g = collate([whole_utterance(utt, model.cfg)])[0]
-        x, target, feats, spk = _to(g, device)
-        logits = model(x, feats, spk if model.cfg.n_speakers else None, None, g.frame_offset,
-                       channels_last=True)
+        x, target, feats, spk, gc_vec = _to(g, device)
+        logits = model(x, feats, spk if model.cfg.n_speakers else None, gc_vec,
+                       g.frame_offset, channels_last=True)
         nats += float(F.cross_entropy(logits.float().flatten(0, 1), target.flatten(),
                                       reduction="sum"))
         count += g.n_targets
@@ -264,20 +266,22 @@ def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A checkpoint written by :func:`train` (our own file: it holds RNG states, so it is
-    read with ``weights_only=False``; never load checkpoints from untrusted sources)."""
+def load_checkpoint(path: str | Path, fmt: str = CHECKPOINT_FORMAT,
+                    version: int = CHECKPOINT_VERSION, kind: str = "vocoder") -> dict[str, Any]:
+    """A checkpoint of format ``fmt`` (:func:`train`'s by default) of at most ``version``.
+    Our own file: it holds RNG states, so it is read with ``weights_only=False``; never
+    load checkpoints from untrusted sources."""
     path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # torch raises many types for a truncated or foreign file
         raise VocoderError(f"{path}: cannot read the checkpoint ({type(e).__name__}: {e})") \
             from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise VocoderError(f"{path}: not a vocoder training checkpoint")
-    if state.get("version", 0) > CHECKPOINT_VERSION:
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        raise VocoderError(f"{path}: not a {kind} training checkpoint")
+    if state.get("version", 0) > version:
         raise VocoderError(f"{path}: checkpoint version {state.get('version')} is newer than "
-                           f"this vocoder reads ({CHECKPOINT_VERSION})")
+                           f"this vocoder reads ({version})")
     return state
 
 
@@ -369,7 +373,7 @@ class TrainResult:
 
 
 def _resolve_configs(run_dir: Path, preset: Preset | None, resume: bool, steps: int | None,
-                     data_dims: tuple[int, int] | None
+                     data_dims: tuple[int, int, int] | None
                      ) -> tuple[WaveNetConfig, TrainConfig, dict[str, Any] | None]:
     ckpts = list_checkpoints(run_dir)
     if resume:
@@ -408,14 +412,18 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
     t_start = time.perf_counter()
     info = setup_distributed(device)
     run_dir = Path(out_dir)
-    # The data decides cond_channels and n_speakers, so peek at corpus.json before the
-    # (slower) full load, which needs the config's quantisation.
+    # The data decides cond_channels, n_speakers and gc_channels, so peek at corpus.json
+    # before the (slower) full load, which needs the config's quantisation.
     dims = _dataset_dims(Path(data_dir)) if not resume else None
     cfg, tcfg, state = _resolve_configs(run_dir, preset, resume, steps, dims)
     run_spec = None if state is None or state.get("feature_spec") is None \
         else FeatureSpec.from_dict(state["feature_spec"])
     data = load_train_data(data_dir, cfg.quantization_channels,
                            max_test=tcfg.val_utterances, spec=run_spec)
+    if state is not None and list(state.get("tags") or []) != data.tags:
+        raise VocoderError(f"{data_dir}: the dataset's tags {data.tags} differ from the ones "
+                           f"the run was started with {list(state.get('tags') or [])} "
+                           f"(--resume on different data?)")
     if cfg.excitation and state is None:
         cfg = cfg.replace(**excitation_fields(data.spec))
     data.check_model(cfg)
@@ -548,7 +556,8 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
                     _save_checkpoint(run_dir, {
                         "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
                         "step": step, "model_config": cfg.to_dict(),
-                        "train_config": tcfg.to_dict(), "feature_spec": data.spec.to_dict(),
+                        "train_config": tcfg.to_dict(), "tags": data.tags,
+                        "feature_spec": None if data.spec is None else data.spec.to_dict(),
                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
                         "ema": ema.state_dict() if ema is not None else None,
@@ -591,7 +600,7 @@ def write_run_bundle(model: WaveNet, cfg: WaveNetConfig, tcfg: TrainConfig, data
 
     training = {
         "corpus": {"path": str(data.root), "source": data.info.get("source"),
-                   "speakers": list(data.info.get("speakers", [])),
+                   "speakers": list(data.info.get("speakers", [])), "tags": data.tags,
                    "train_utterances": len(data.train), "test_utterances": len(data.test)},
         "steps": step,
         "metrics": {k: round(v, 5) for k, v in metrics.items()},
@@ -602,7 +611,8 @@ def write_run_bundle(model: WaveNet, cfg: WaveNetConfig, tcfg: TrainConfig, data
         "machine": machine_info(info.device, info.world),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    save_bundle(model.to("cpu"), cfg, path, feature_spec=data.spec, training=training)
+    save_bundle(model.to("cpu"), cfg, path, feature_spec=data.spec, training=training,
+                tags=data.tags)
     if export:
         from vocoder.export.exporter import export_bundle
 
@@ -642,7 +652,8 @@ def bundle_from_checkpoint(run_dir: str | Path, out: str | Path, step: int | Non
                 "weights": "ema" if state.get("ema") is not None else "final",
                 "train_config": tcfg.to_dict()}
     path = save_bundle(model, cfg, out, feature_spec=None if spec is None
-                       else FeatureSpec.from_dict(spec), training=training)
+                       else FeatureSpec.from_dict(spec), training=training,
+                       tags=state.get("tags"))
     if export:
         from vocoder.export.exporter import export_bundle
 
@@ -668,14 +679,14 @@ def _sampler_seed(seed: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
 
 
-def _dataset_dims(directory: Path) -> tuple[int, int]:
-    """(feature dim, speakers) from corpus.json, before the full load."""
+def _dataset_dims(directory: Path) -> tuple[int, int, int]:
+    """(feature dim, speakers, tags) from corpus.json, before the full load."""
     import json
 
     path = directory / "corpus.json"
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        return len(doc["feature_names"]), len(doc["speakers"])
+        return len(doc["feature_names"]), len(doc["speakers"]), len(doc.get("tags") or [])
     except FileNotFoundError:
         raise VocoderError(f"{directory} is not a vocoder dataset: corpus.json missing") \
             from None

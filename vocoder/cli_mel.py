@@ -1,0 +1,147 @@
+"""``vocoder resynth`` (copy synthesis) and ``vocoder mel`` (save a mel): parse, call, print.
+
+``vocoder synthesize BUNDLE mel.npy`` needs nothing of its own: the API reads a saved mel
+in either layout for a mel bundle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from vocoder.cli_args import add_sampling_args, sampling_kwargs
+from vocoder.errors import VocoderError
+
+
+def mel_config_from_args(name: str, params: list[str] | None):
+    """``--mel PRESET`` with ``--mel-param KEY=VALUE`` changes -> a MelConfig."""
+    from vocoder.features.mel import parse_value, preset
+
+    changes = {}
+    for item in params or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise VocoderError(f"--mel-param takes KEY=VALUE (e.g. sample_rate=16000), "
+                               f"got {item!r}")
+        changes[key.strip()] = parse_value(value)
+    return preset(name, **changes)
+
+
+def _cmd_resynth(args: argparse.Namespace) -> int:
+    from vocoder.api import Vocoder
+    from vocoder.features.analysis import read_audio
+    from vocoder.fileio import audio_format, write_wav_atomic
+    from vocoder.resynth import analyze, at_rate, resynthesize
+
+    audio_format(args.output)
+    audio, rate, channels = read_audio(args.input)
+    opts = {"threads": args.threads} if args.threads else {}
+    with Vocoder.load(args.bundle, backend=args.backend, **opts) as voc:
+        speaker = args.speaker
+        if speaker is None and voc.config.n_speakers:
+            speaker = 0
+        resample = not args.no_resample
+        if args.save_mel:
+            where = str(voc.bundle.path)
+            x = at_rate(voc.feature_spec, audio, rate, resample, where)
+            _save_mel(args.save_mel, analyze(voc.feature_spec, x, where=where).T,
+                      voc.mel_config)
+        t0 = time.perf_counter()
+        out = resynthesize(voc, audio, rate, speaker=speaker, seed=args.seed,
+                           **sampling_kwargs(args), resample=resample,
+                           progress=not args.quiet)
+        dt = time.perf_counter() - t0
+        write_wav_atomic(args.output, out, voc.sample_rate)
+        sr = voc.sample_rate
+    notes = [f"mixed {channels} channels to mono"] if channels > 1 else []
+    if rate != sr:
+        notes.append(f"resampled {rate} -> {sr} Hz")
+    secs = len(out) / sr
+    print(f"wrote {args.output}: {secs:.2f} s at {sr} Hz, resynthesised in {dt:.2f} s "
+          f"(real-time factor {dt / max(secs, 1e-9):.2f}) on {args.backend}"
+          + (f" ({'; '.join(notes)})" if notes else ""))
+    return 0
+
+
+def _save_mel(path: str | Path, mel, config) -> None:
+    """(D, T) float32 to .npy, or .npz with the analysis as JSON beside it ('mel',
+    'mel_config'), written atomically."""
+    import numpy as np
+
+    from vocoder.fileio import atomic_path
+
+    path = Path(path)
+    if path.suffix not in (".npy", ".npz"):
+        raise VocoderError(f"{path}: a mel is written as .npy or .npz")
+    with atomic_path(path) as tmp:
+        if path.suffix == ".npy":
+            np.save(tmp, mel)
+        else:
+            np.savez(tmp, mel=mel, mel_config=np.array(json.dumps(config.to_dict())))
+
+
+def _cmd_mel(args: argparse.Namespace) -> int:
+    from vocoder.features.analysis import frame_features, read_audio, resample
+
+    if (args.bundle is None) == (args.mel is None):
+        raise VocoderError("vocoder mel needs either --bundle B (its analysis) or --mel "
+                           "PRESET")
+    if Path(args.output).suffix not in (".npy", ".npz"):
+        raise VocoderError(f"{args.output}: a mel is written as .npy or .npz")
+    audio, rate, _ = read_audio(args.input)
+    if args.bundle is not None:
+        from vocoder.bundle import load_bundle
+        from vocoder.resynth import analyze, at_rate, mel_of
+
+        if args.mel_param:
+            raise VocoderError("--mel-param changes a preset; with --bundle the bundle's "
+                               "analysis is used as it is")
+        spec, where = load_bundle(args.bundle).feature_spec, args.bundle
+        config = mel_of(spec, where)
+        feats = analyze(spec, at_rate(spec, audio, rate, where=where), where=where)
+    else:
+        config = mel_config_from_args(args.mel, args.mel_param)
+        feats = frame_features(resample(audio, rate, config.sample_rate), config)
+    _save_mel(args.output, feats.T, config)
+    print(f"wrote {args.output}: {feats.shape[1]} x {feats.shape[0]} (bands x frames), "
+          f"{config.describe()}")
+    return 0
+
+
+def register(subparsers) -> None:
+    from vocoder.features.mel import PRESETS
+
+    s = subparsers.add_parser(
+        "resynth", help="copy synthesis: a recording -> its mels -> a mel bundle's audio",
+        description="Analyse IN with the bundle's own mel analysis (resampled to its rate) "
+        "and synthesise it: what comes out measures the vocoder alone.")
+    s.add_argument("bundle", help="a mel-conditioned bundle")
+    s.add_argument("input", help="audio file (any rate; several channels are mixed)")
+    s.add_argument("-o", "--output", required=True, help="output audio file (.wav, .flac...)")
+    s.add_argument("--backend", default="onnxruntime")
+    s.add_argument("--threads", type=int, help="threads for the backend")
+    s.add_argument("--speaker", type=int, help="for a bundle with speakers (default 0)")
+    s.add_argument("--seed", type=int, default=0)
+    add_sampling_args(s)
+    s.add_argument("--no-resample", action="store_true",
+                   help="refuse audio at another rate than the bundle's instead of "
+                   "resampling it")
+    s.add_argument("--save-mel", metavar="PATH",
+                   help="also write the analysed mel (.npy (D, T), or .npz with its config)")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_resynth)
+
+    s = subparsers.add_parser(
+        "mel", help="compute a log mel spectrogram (n_mels, T) of an audio file",
+        description="Write the mel a bundle reads (--bundle) or a preset's (--mel), "
+        "(n_mels, T) float32, as .npy or as .npz with the analysis ('mel', 'mel_config'); "
+        "`vocoder synthesize BUNDLE OUT` takes either.")
+    s.add_argument("input", help="audio file (resampled to the analysis's rate)")
+    s.add_argument("-o", "--output", required=True, help=".npy or .npz")
+    s.add_argument("--bundle", help="use this mel bundle's analysis")
+    s.add_argument("--mel", metavar="PRESET", help=f"use a preset ({', '.join(PRESETS)})")
+    s.add_argument("--mel-param", action="append", metavar="KEY=VALUE",
+                   help="change a preset's field, e.g. sample_rate=16000 (repeatable)")
+    s.set_defaults(func=_cmd_mel)
