@@ -12,7 +12,6 @@ inventory.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 from vocoder.config import WaveNetConfig, dataclass_from_dict, receptive_field
 from vocoder.errors import VocoderError
-from vocoder.train.config import TrainConfig
+from vocoder.train.config import TrainConfig, read_preset_json
 
 
 @dataclass(frozen=True)
@@ -160,16 +159,7 @@ def load_asr_preset(path: str | Path | None) -> ASRPreset:
     if path is None:
         return ASRPreset({}, ASRTrainConfig())
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise VocoderError(f"preset not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise VocoderError(f"{path}: cannot read a JSON preset ({e})") from None
-    if not isinstance(doc, dict) or not set(doc) <= {"model", "train", "comment"} \
-            or not isinstance(doc.get("model", {}), dict):
-        raise VocoderError(f"{path}: a preset is a JSON object with keys \"model\" (ASRConfig "
-                           f"fields) and \"train\" (and optionally \"comment\")")
+    doc = read_preset_json(path, "ASRConfig")
     model = doc.get("model", {})
     try:
         train = ASRTrainConfig.from_dict(doc.get("train", {}))

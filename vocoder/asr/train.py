@@ -35,7 +35,7 @@ from vocoder.asr.model import ASRWaveNet
 from vocoder.errors import VocoderError
 from vocoder.fileio import atomic_path, write_text_atomic
 from vocoder.train.data import IGNORE
-from vocoder.train.trainer import EMA, list_checkpoints, lr_factor, machine_info
+from vocoder.train.trainer import list_checkpoints, machine_info, optimization
 from vocoder.train.trainer import load_checkpoint as read_checkpoint
 
 CHECKPOINT_FORMAT = "vocoder-asr-checkpoint"
@@ -201,14 +201,7 @@ def train_asr(data_dir: str | Path, out_dir: str | Path, preset: ASRPreset | Non
     np.random.seed(tcfg.seed)  # noqa: NPY002 (the legacy global, for others)
     torch.manual_seed(tcfg.seed)
     model = ASRWaveNet(cfg).to(dev)
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (decay if p.ndim >= 2 else no_decay).append(p)
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": tcfg.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=tcfg.lr, betas=tcfg.adam_betas)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(tcfg, s))
-    ema = EMA(model, tcfg.ema_decay) if tcfg.ema_decay > 0 else None
+    optimizer, scheduler, ema = optimization(model, tcfg)
     sampler = CropSampler(data.train, cfg, tcfg.crop_frames, tcfg.batch_size,
                           seed=int(np.random.SeedSequence([tcfg.seed, 0]).generate_state(1)[0]))
     step, elapsed_before, metrics = 0, 0.0, {}

@@ -143,11 +143,9 @@ class Preset:
         return WaveNetConfig.from_dict(fields)
 
 
-def load_preset(path: str | Path | None) -> Preset:
-    """Read a preset JSON; ``None`` gives the built-in defaults (the demo architecture)."""
-    if path is None:
-        return Preset({}, TrainConfig())
-    path = Path(path)
+def read_preset_json(path: Path, model_fields: str) -> dict:
+    """A preset file's JSON: an object with "model" (an object of ``model_fields``),
+    "train" and optionally "comment"; a VocoderError naming the file otherwise."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -155,11 +153,21 @@ def load_preset(path: str | Path | None) -> Preset:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise VocoderError(f"{path}: cannot read a JSON preset ({e})") from None
     if not isinstance(doc, dict) or not set(doc) <= {"model", "train", "comment"}:
-        raise VocoderError(f"{path}: a preset is a JSON object with keys \"model\" and "
-                           f"\"train\" (and optionally \"comment\")")
+        raise VocoderError(f"{path}: a preset is a JSON object with keys \"model\" "
+                           f"({model_fields} fields) and \"train\" (and optionally "
+                           f"\"comment\")")
+    if not isinstance(doc.get("model", {}), dict):
+        raise VocoderError(f"{path}: \"model\" must be an object of {model_fields} fields")
+    return doc
+
+
+def load_preset(path: str | Path | None) -> Preset:
+    """Read a preset JSON; ``None`` gives the built-in defaults (the demo architecture)."""
+    if path is None:
+        return Preset({}, TrainConfig())
+    path = Path(path)
+    doc = read_preset_json(path, "WaveNetConfig")
     model = doc.get("model", {})
-    if not isinstance(model, dict):
-        raise VocoderError(f"{path}: \"model\" must be an object of WaveNetConfig fields")
     try:
         train = TrainConfig.from_dict(doc.get("train", {}))
         # Validate the model part now (with placeholders for the dataset-given fields), so

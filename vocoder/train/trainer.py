@@ -266,6 +266,20 @@ def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def optimization(model: torch.nn.Module, tcfg) -> tuple:
+    """(AdamW, its warm-up + decay schedule, EMA or None) for ``model`` under ``tcfg``
+    (a :class:`TrainConfig`-like config); weight decay only on matrices."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (decay if p.ndim >= 2 else no_decay).append(p)
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": tcfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=tcfg.lr, betas=tcfg.adam_betas)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(tcfg, s))
+    ema = EMA(model, tcfg.ema_decay) if tcfg.ema_decay > 0 else None
+    return optimizer, scheduler, ema
+
+
 def load_checkpoint(path: str | Path, fmt: str = CHECKPOINT_FORMAT,
                     version: int = CHECKPOINT_VERSION, kind: str = "vocoder") -> dict[str, Any]:
     """A checkpoint of format ``fmt`` (:func:`train`'s by default) of at most ``version``.
@@ -436,14 +450,7 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
     np.random.seed(tcfg.seed + info.rank)  # noqa: NPY002 (the legacy global, for others)
     torch.manual_seed(tcfg.seed)  # same initial weights on every rank
     model = WaveNet(cfg).to(info.device)
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (decay if p.ndim >= 2 else no_decay).append(p)
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": tcfg.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=tcfg.lr, betas=tcfg.adam_betas)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(tcfg, s))
-    ema = EMA(model, tcfg.ema_decay) if tcfg.ema_decay > 0 else None
+    optimizer, scheduler, ema = optimization(model, tcfg)
     use_amp = info.device.type == "cuda" and tcfg.amp != "off"
     amp_dtype = torch.bfloat16 if tcfg.amp == "bf16" else torch.float16
     scaler = torch.amp.GradScaler("cuda") if use_amp and tcfg.amp == "fp16" else None
