@@ -30,6 +30,7 @@ from vocoder.asr.labels import UNKNOWN, encode, frame_phones, inventory, phone_c
 from vocoder.errors import VocoderError
 from vocoder.mulaw import quantize, silence_class
 from vocoder.train.data import IGNORE
+from vocoder.train.data import CropSampler as VocoderCropSampler
 
 
 @dataclass(frozen=True)
@@ -143,34 +144,11 @@ def collate(crops: list[Crop]) -> list[Group]:
                   np.stack([c.sample_target for c in g])) for g in groups.values()]
 
 
-class CropSampler:
-    """Seeded random crops (utterance with probability proportional to its length, then a
-    uniform start frame); its state is one numpy ``PCG64`` state, checkpointed."""
+class CropSampler(VocoderCropSampler):
+    """The vocoder trainer's seeded crop sampler (same draws, same checkpointed state),
+    cutting recognition crops."""
 
-    def __init__(self, utterances: list[ASRUtterance], cfg: ASRConfig, crop_frames: int,
-                 batch_size: int, seed: int):
-        if not utterances:
-            raise VocoderError("no training utterances to sample crops from")
-        self.utterances, self.cfg = utterances, cfg
-        self.crop_frames, self.batch_size = crop_frames, batch_size
-        lengths = np.array([u.n_frames for u in utterances], np.float64)
-        self._p = lengths / lengths.sum()
-        self.rng = np.random.Generator(np.random.PCG64(seed))
-
-    def next_batch(self) -> list[Crop]:
-        crops = []
-        for _ in range(self.batch_size):
-            utt = self.utterances[int(self.rng.choice(len(self.utterances), p=self._p))]
-            span = utt.n_frames - min(self.crop_frames, utt.n_frames)
-            crops.append(make_crop(utt, int(self.rng.integers(0, span + 1)),
-                                   self.crop_frames, self.cfg))
-        return crops
-
-    def state(self) -> dict[str, Any]:
-        return self.rng.bit_generator.state
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self.rng.bit_generator.state = state
+    crop = staticmethod(make_crop)
 
 
 @dataclass

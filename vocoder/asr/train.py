@@ -21,7 +21,6 @@ import json
 import math
 import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from vocoder.asr.model import ASRWaveNet
 from vocoder.errors import VocoderError
 from vocoder.fileio import atomic_path, write_text_atomic
 from vocoder.train.data import IGNORE
-from vocoder.train.trainer import list_checkpoints, machine_info, optimization
+from vocoder.train.trainer import TrainResult, list_checkpoints, machine_info, optimization
 from vocoder.train.trainer import load_checkpoint as read_checkpoint
 
 CHECKPOINT_FORMAT = "vocoder-asr-checkpoint"
@@ -131,14 +130,8 @@ def _write_row(path: Path, row: dict[str, Any]) -> None:
 
 # -- the loop --------------------------------------------------------------------------
 
-@dataclass
-class ASRTrainResult:
-    run_dir: Path
-    bundle: Path | None
-    step: int
-    metrics: dict[str, float] = field(default_factory=dict)
-    samples_per_s: float = float("nan")
-    elapsed_s: float = 0.0
+#: What a run ended with: the vocoder trainer's result record.
+ASRTrainResult = TrainResult
 
 
 def _validate(model: ASRWaveNet, data: ASRData) -> dict[str, float]:

@@ -161,7 +161,11 @@ def collate(crops: list[Crop]) -> list[Group]:
 class CropSampler:
     """Seeded random crops: utterance with probability proportional to its length, then
     a uniform start frame. Its whole state is one numpy ``PCG64`` state (a dict),
-    checkpointed with the model so that a resumed run draws the same crops."""
+    checkpointed with the model so that a resumed run draws the same crops. Subclasses
+    for other models change only :attr:`crop` (utterance, start frame, crop frames,
+    config) -> crop."""
+
+    crop = staticmethod(make_crop)
 
     def __init__(self, utterances: list[Utterance], cfg: WaveNetConfig, crop_frames: int,
                  batch_size: int, seed: int):
@@ -181,7 +185,7 @@ class CropSampler:
             utt = self.utterances[int(self.rng.choice(len(self.utterances), p=self._p))]
             span = utt.n_frames - min(self.crop_frames, utt.n_frames)
             start = int(self.rng.integers(0, span + 1))
-            crops.append(make_crop(utt, start, self.crop_frames, self.cfg))
+            crops.append(self.crop(utt, start, self.crop_frames, self.cfg))
         return crops
 
     def state(self) -> dict[str, Any]:
