@@ -111,3 +111,38 @@ def test_tags_and_gc_exclude_each_other(tag_bundle, tmp_path):
 def test_info_lists_the_tags(tag_bundle, capsys):
     assert _run("info", tag_bundle) == 0
     assert "tags              piano, organ, fast" in capsys.readouterr().out
+
+
+def test_play_takes_tags_and_seconds(tag_bundle, tmp_path, monkeypatch, capsys):
+    """``vocoder play`` plays a tag-conditioned model's output as synthesize makes it
+    (without an audio device it writes --out)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
+    played = tmp_path / "played.wav"
+    assert _run("play", tag_bundle, "--tags", "organ", "--seconds", "0.02", "--seed", 5,
+                "--out", played, "--backend", "onnxruntime") == 0
+    made = tmp_path / "made.wav"
+    assert _run("synthesize", tag_bundle, "-o", made, "--tags", "organ", "--seconds",
+                "0.02", "--seed", 5, "-q") == 0
+    np.testing.assert_array_equal(sf.read(played, dtype="int16")[0],
+                                  sf.read(made, dtype="int16")[0])
+    capsys.readouterr()
+    assert _run("play", tag_bundle, "--seconds", "0.02", "--out", tmp_path / "x.wav") == 2
+    assert re.search(r"conditioned on tags: pass --tags", capsys.readouterr().err)
+    assert _run("play", tag_bundle, "--tags", "organ", "--out", tmp_path / "x.wav") == 2
+    assert "no local conditioning: pass --seconds N" in capsys.readouterr().err
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_init_writes_a_tagged_bundle(tmp_path, capsys):
+    out = tmp_path / "b"
+    assert _run("init", out, "--preset", "tiny", "--cond-channels", "0",
+                "--tags", "piano,fast", "--no-export") == 0
+    with Vocoder.load(out, backend="torch") as voc:
+        assert voc.bundle.tags == ("piano", "fast") and voc.config.gc_channels == 2
+        assert voc.config.cond_channels == 0
+    capsys.readouterr()
+    assert _run("init", tmp_path / "c", "--tags", "piano,piano", "--no-export") == 2
+    assert "tag 'piano' is listed twice" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

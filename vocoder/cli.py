@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from vocoder.cli_args import add_sampling_args, sampling_kwargs
+from vocoder.cli_args import add_global_args, add_sampling_args, sampling_kwargs, synthesis_length
 from vocoder.errors import VocoderError
 
 #: Modules that add their own subcommands through ``register(subparsers)``.
@@ -77,8 +77,15 @@ def _cmd_init(args) -> int:
         cfg = WaveNetConfig.from_dict(overrides.get("model", overrides))
     else:
         cfg = PRESETS[args.preset]
+    tags = None
+    if args.tags is not None:
+        from vocoder.tags import check_tag_names, parse_tag_list
+
+        tags = check_tag_names(parse_tag_list(args.tags), "--tags")
     changes = {k: v for k, v in (("cond_channels", args.cond_channels),
-                                 ("n_speakers", args.speakers)) if v is not None}
+                                 ("n_speakers", args.speakers),
+                                 ("gc_channels", None if tags is None else len(tags)))
+               if v is not None}
     if changes:
         cfg = cfg.replace(**changes)
     out = Path(args.out)
@@ -91,9 +98,11 @@ def _cmd_init(args) -> int:
         (out / "config.json").unlink()
     torch.manual_seed(args.seed)
     path = save_bundle(WaveNet(cfg), cfg, args.out,
-                       training={"note": "random weights (vocoder init)", "seed": args.seed})
+                       training={"note": "random weights (vocoder init)", "seed": args.seed},
+                       tags=tags)
     print(f"wrote a random-weight bundle to {path} "
-          f"(cond_channels={cfg.cond_channels}, n_speakers={cfg.n_speakers})")
+          f"(cond_channels={cfg.cond_channels}, n_speakers={cfg.n_speakers}"
+          + (f", tags {', '.join(tags)}" if tags else "") + ")")
     if not args.no_export:
         from vocoder.export.exporter import export_bundle
 
@@ -137,7 +146,7 @@ def _cmd_synthesize(args) -> int:
     audio_format(args.output)
     opts = {"threads": args.threads} if args.threads else {}
     with Vocoder.load(args.bundle, backend=args.backend, **opts) as voc:
-        n_samples = _synthesis_length(voc.config, args.features is not None, args.seconds)
+        n_samples = synthesis_length(voc.config, args.features is not None, args.seconds)
         feats, extras = (None, {}) if args.features is None \
             else load_features_file(args.features)
         speaker = args.speaker if args.speaker is not None else extras.get("speaker")
@@ -157,31 +166,6 @@ def _cmd_synthesize(args) -> int:
           f"({len(audio) / dt:,.0f} samples/s, real-time factor {dt / secs:.2f}) "
           f"on {args.backend}; peak {float(np.abs(audio).max()):.2f}")
     return 0
-
-
-def _synthesis_length(cfg, has_features: bool, seconds: float | None) -> int | None:
-    """Samples to generate: None (the features decide) for a locally conditioned model,
-    ``--seconds`` for one without local conditioning; a VocoderError for the other mixes."""
-    import math
-
-    if cfg.cond_channels:
-        if seconds is not None:
-            raise VocoderError(f"--seconds is for models without local conditioning; this "
-                               f"one reads {cfg.cond_channels} features per frame, and the "
-                               f"FEATURES file sets the length")
-        if not has_features:
-            raise VocoderError(f"this model needs a FEATURES file (.npy or .npz with frames "
-                               f"x {cfg.cond_channels} features)")
-        return None
-    if has_features:
-        raise VocoderError("this model has no local conditioning: drop the FEATURES file "
-                           "and give --seconds N")
-    if seconds is None:
-        raise VocoderError("this model has no local conditioning: pass --seconds N (how "
-                           "much audio to generate)")
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise VocoderError(f"--seconds must be a number > 0, got {seconds}")
-    return max(1, round(seconds * cfg.sample_rate))
 
 
 def _cmd_doctor(args) -> int:
@@ -238,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="JSON file with WaveNetConfig fields (overrides --preset)")
     s.add_argument("--cond-channels", type=int, help="local conditioning feature dimension")
     s.add_argument("--speakers", type=int, help="number of speakers (global conditioning)")
+    s.add_argument("--tags", metavar="A,B", help="tag names of a tag-conditioned model (its "
+                   "global vector has one entry per tag); --cond-channels 0 for one without "
+                   "local conditioning")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-export", action="store_true", help="skip writing the ONNX graphs")
     s.add_argument("--force", action="store_true", help="replace a bundle already there")
@@ -260,13 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "none for a model without local conditioning (give --seconds)")
     s.add_argument("-o", "--output", required=True, help="output .wav")
     s.add_argument("--speaker", type=int)
-    glob = s.add_mutually_exclusive_group()
-    glob.add_argument("--tags", metavar="A,B", help="tags of a tag-conditioned model, e.g. "
-                      "piano,fast (`vocoder info` lists them)")
-    glob.add_argument("--gc", metavar="X,Y,...", help="the global conditioning vector "
-                      "itself, one number per tag, e.g. 1,0,0,1")
-    s.add_argument("--seconds", type=float, help="how much audio a model without local "
-                   "conditioning generates")
+    add_global_args(s)
     s.add_argument("--seed", type=int, default=0)
     add_sampling_args(s)
     s.add_argument("--backend", default="onnxruntime")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from vocoder.cli_args import add_sampling_args, sampling_kwargs
+from vocoder.cli_args import (add_global_args, add_sampling_args, sampling_kwargs,
+                               synthesis_length)
 from vocoder.errors import VocoderError
 
 
@@ -38,13 +39,16 @@ def _cmd_play(args) -> int:
             print(f"{mark}{d['index']:>3}  {d['name']:<32} {d['hostapi']:<10} "
                   f"{d['channels']} ch, {d['default_samplerate']:.0f} Hz")
         return 0
-    if args.bundle is None or args.features is None:
-        raise VocoderError("vocoder play needs BUNDLE and FEATURES (or --list-devices)")
+    if args.bundle is None:
+        raise VocoderError("vocoder play needs BUNDLE and FEATURES, BUNDLE and --seconds for "
+                           "a model without local conditioning, or --list-devices")
 
     from vocoder.api import Vocoder
     from vocoder.inputs import load_features_file
+    from vocoder.tags import global_vector
 
-    feats, extras = load_features_file(args.features)
+    feats, extras = (None, {}) if args.features is None \
+        else load_features_file(args.features)
     speaker = args.speaker if args.speaker is not None else extras.get("speaker")
     latency = _latency(args.latency)
     device = _device(args.device)
@@ -53,10 +57,13 @@ def _cmd_play(args) -> int:
 
     backend = resolve(args.backend, live=True)
     with Vocoder.load(args.bundle, backend=backend, **opts) as voc:
+        n_samples = synthesis_length(voc.config, feats is not None, args.seconds)
+        gc = global_vector(voc.bundle.tags, voc.config.gc_channels, args.tags, args.gc,
+                           extras.get("gc"))
         if speaker is None and voc.config.n_speakers:
             speaker = 0
         common = dict(speaker=speaker, seed=args.seed, **sampling_kwargs(args),
-                      gc=extras.get("gc"), chunk=args.chunk,
+                      gc=gc, n_samples=n_samples, chunk=args.chunk,
                       mel_config=extras.get("mel_config"))
         try:
             playback.check_output_device(device)
@@ -79,10 +86,12 @@ def _cmd_play(args) -> int:
 
 
 def register(sub) -> None:
-    s = sub.add_parser("play", help="generate from features and play live (sounddevice)")
+    s = sub.add_parser("play", help="generate from features (or --tags/--seconds) and play "
+                       "live (sounddevice)")
     s.add_argument("bundle", nargs="?")
     s.add_argument("features", nargs="?", help=".npy (frames, D) or .npz with 'features'; "
-                   "for a mel bundle a saved mel (n_mels, T), as `vocoder mel` writes it")
+                   "for a mel bundle a saved mel (n_mels, T), as `vocoder mel` writes it; "
+                   "none for a model without local conditioning (give --seconds)")
     s.add_argument("--backend", default="auto",
                    help="auto (default): native when numba is installed (a single stream "
                    "faster than real time), else onnxruntime; or any backend by name")
@@ -96,6 +105,7 @@ def register(sub) -> None:
     s.add_argument("--list-devices", action="store_true", help="list output devices and exit")
     s.add_argument("--out", help="also write the audio to this .wav (works without a device)")
     s.add_argument("--speaker", type=int)
+    add_global_args(s)
     s.add_argument("--seed", type=int, default=0)
     add_sampling_args(s)
     s.set_defaults(func=_cmd_play)
