@@ -1,5 +1,6 @@
-"""``vocoder export``: write ``condition.onnx`` and ``step.onnx`` into a bundle, check them
-against torch, and record the weights they came from."""
+"""``vocoder export``: write ``condition.onnx`` and ``step.onnx`` (and ``context_step.onnx``
+for a model with a context stack) into a bundle, check them against torch, and record the
+weights they came from."""
 
 from __future__ import annotations
 
@@ -9,10 +10,18 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from vocoder.bundle import CONDITION_ONNX, STEP_ONNX, Bundle, load_bundle, update_export_record
+from vocoder.bundle import (
+    CONDITION_ONNX,
+    CONTEXT_ONNX,
+    STEP_ONNX,
+    Bundle,
+    load_bundle,
+    update_export_record,
+)
+from vocoder.config import context_state_size
 from vocoder.errors import VocoderError
-from vocoder.export.graphs import DEFAULT_OPSET, condition_graph, step_graph
-from vocoder.export.weights import cond_weights, step_weights
+from vocoder.export.graphs import DEFAULT_OPSET, condition_graph, context_step_graph, step_graph
+from vocoder.export.weights import cond_weights, context_weights, step_weights
 from vocoder.fileio import atomic_path
 
 #: Graphs older exports wrote that no backend reads: removed by a new export.
@@ -33,11 +42,15 @@ def build_graphs(bundle: Bundle, opset: int = DEFAULT_OPSET,
     cfg = bundle.config
     meta = {"weights_sha256": bundle.weights_sha256, "vocoder_export_version": "1"}
     sw = step_weights(cfg, bundle.weights)
-    return {
+    graphs = {
         CONDITION_ONNX: condition_graph(cfg, cond_weights(cfg, bundle.weights), opset=opset,
                                         meta=meta),
         STEP_ONNX: step_graph(cfg, sw, batch=batch, opset=opset, meta=meta),
     }
+    if cfg.context_pool:
+        graphs[CONTEXT_ONNX] = context_step_graph(cfg, context_weights(cfg, bundle.weights),
+                                                  batch=batch, opset=opset, meta=meta)
+    return graphs
 
 
 def compare_with_torch(bundle: Bundle, paths: dict[str, Path], batch: int = 2,
@@ -88,6 +101,17 @@ def compare_with_torch(bundle: Bundle, paths: dict[str, Path], batch: int = 2,
                                      {"x": x, "cond_t": cond_t, "past": past})
     diffs[STEP_ONNX] = float(max(np.abs(out[0] - lg.numpy()).max(),
                                  np.abs(out[1] - pr.numpy()).max()))
+    if cfg.context_pool:  # context step: random classes and state
+        block = rng.integers(0, cfg.quantization_channels,
+                             (B, cfg.context_pool)).astype(np.int64)
+        state = rng.standard_normal((B, context_state_size(cfg), cfg.context_channels),
+                                    np.float32)
+        with torch.no_grad():
+            bias, new = model.context_step(torch.from_numpy(block), torch.from_numpy(state))
+        out = sess(paths[CONTEXT_ONNX]).run(["bias", "new_state"],
+                                            {"block": block, "state": state})
+        diffs[CONTEXT_ONNX] = float(max(np.abs(out[0] - bias.numpy()).max(),
+                                        np.abs(out[1] - new.numpy()).max()))
     return diffs
 
 
@@ -115,7 +139,7 @@ def export_bundle(path: str | Path, opset: int = DEFAULT_OPSET, batches: tuple[i
         if bad:
             raise VocoderError(f"export differs from torch beyond {TOLERANCE}: {bad}; "
                                "nothing was written")
-    for name in RETIRED:
+    for name in RETIRED + (() if bundle.config.context_pool else (CONTEXT_ONNX,)):
         (path / name).unlink(missing_ok=True)
     update_export_record(path, {"onnx": {
         "weights_sha256": bundle.weights_sha256, "opset": opset, "batches": list(batches),

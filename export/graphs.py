@@ -14,8 +14,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from vocoder.config import WaveNetConfig
-from vocoder.export.weights import CondWeights, StepWeights
+from vocoder.config import WaveNetConfig, context_dilations, context_state_size
+from vocoder.export.weights import CondWeights, ContextWeights, StepWeights
 
 #: Ops the graphs may use: all supported by TensorRT's ONNX parser (10.x).
 ALLOWED_OPS = frozenset({
@@ -103,6 +103,48 @@ def step_graph(cfg: WaveNetConfig, w: StepWeights, *, batch: int | str = "B",
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, A]),
                helper.make_tensor_value_info("present", TensorProto.FLOAT, [batch, L, R])]
     return _model(g, inputs, outputs, "wavenet_step", opset, meta or {})
+
+
+def context_step_graph(cfg: WaveNetConfig, w: ContextWeights, *, batch: int | str = "B",
+                       opset: int = DEFAULT_OPSET,
+                       meta: dict[str, str] | None = None) -> onnx.ModelProto:
+    """The context stack's step (:meth:`vocoder.context_stack.ContextStack.step`):
+    block (B, P) int64, state (B, sum(d_c), Rc) -> bias (B, L*G), new_state (same shape
+    as state). Each layer's register in the state is its last d_c inputs, oldest first:
+    the oldest is the layer's past tap, and the new register drops it and appends this
+    block's input."""
+    P, Rc, LG = cfg.context_pool, cfg.context_channels, cfg.layers * cfg.gate_channels
+    S = context_state_size(cfg)
+    g = _G()
+    vals = g.op("Gather", [g.const(w.values, "values"), "block"], axis=0)  # (B, P)
+    h = g.op("Gemm", [vals, g.const(w.embed, "embed"), g.const(w.b_embed, "b_embed")])
+    rows, off = [], 0
+    i64 = lambda v: np.array(v, np.int64)
+    for i, d in enumerate(context_dilations(cfg)):
+        oldest = g.op("Gather", ["state", g.const(i64(off), "row")], axis=1)  # (B, Rc)
+        if d > 1:
+            rows.append(g.op("Slice", ["state", g.const(i64([off + 1]), "s"),
+                                       g.const(i64([off + d]), "e"),
+                                       g.const(i64([1]), "ax")]))
+        rows.append(g.op("Unsqueeze", [h, g.const(i64([1]), "ax")]))
+        pre = g.op("Gemm", [oldest, g.const(w.w_past[i], "w_past"),
+                            g.const(w.b_taps[i], "b_taps")])
+        a = g.op("Gemm", [h, g.const(w.w_cur[i], "w_cur"), pre], base="a")
+        ta, sa = g.op("Split", [a, g.const(i64([Rc, Rc]), "split")], axis=1, n_out=2)
+        z = g.op("Mul", [g.op("Tanh", [ta]), g.op("Sigmoid", [sa])], base="z")
+        h = g.op("Add", [h, g.op("Gemm", [z, g.const(w.w_res[i], "w_res"),
+                                          g.const(w.b_res[i], "b_res")])], base="h")
+        off += d
+    g.nodes.append(helper.make_node("MatMul", [h, g.const(w.proj, "proj")], ["bias"],
+                                    name="bias_proj"))
+    g.nodes.append(helper.make_node("Concat", rows, ["new_state"], name="new_state",
+                                    axis=1))
+    inputs = [helper.make_tensor_value_info("block", TensorProto.INT64, [batch, P]),
+              helper.make_tensor_value_info("state", TensorProto.FLOAT, [batch, S, Rc])]
+    outputs = [helper.make_tensor_value_info("bias", TensorProto.FLOAT, [batch, LG]),
+               helper.make_tensor_value_info("new_state", TensorProto.FLOAT,
+                                             [batch, S, Rc])]
+    return _model(g, inputs, outputs, "wavenet_context_step", opset, meta or {})
 
 
 def condition_graph(cfg: WaveNetConfig, w: CondWeights, *, opset: int = DEFAULT_OPSET,

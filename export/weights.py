@@ -82,3 +82,39 @@ def cond_weights(cfg: WaveNetConfig, w: dict[str, np.ndarray]) -> CondWeights:
         speaker=f32(w["speaker_embed.weight"]) if cfg.n_speakers else None,
         gc=f32(w["gc_proj.weight"].T) if cfg.gc_channels else None,
     )
+
+
+@dataclass(frozen=True)
+class ContextWeights:
+    """The context stack (:mod:`vocoder.context_stack`), row-vector convention:
+    values (A,) each class's pooling input in [-1, 1]; embed (P, Rc), b_embed (Rc,);
+    w_past, w_cur (Lc, Rc, 2Rc) each layer's taps at k - d and k, b_taps (Lc, 2Rc);
+    w_res (Lc, Rc, Rc), b_res (Lc, Rc); proj (Rc, L*G)."""
+
+    values: np.ndarray
+    embed: np.ndarray
+    b_embed: np.ndarray
+    w_past: np.ndarray
+    w_cur: np.ndarray
+    b_taps: np.ndarray
+    w_res: np.ndarray
+    b_res: np.ndarray
+    proj: np.ndarray
+
+
+def context_weights(cfg: WaveNetConfig, w: dict[str, np.ndarray]) -> ContextWeights:
+    f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
+    n, rc = cfg.context_layers, cfg.context_channels
+    taps = np.stack([w[f"context.taps.{i}.weight"].T for i in range(n)])  # (Lc, 2Rc, 2Rc)
+    A = cfg.quantization_channels
+    # The same float32 operations as ContextStack.values.
+    values = np.arange(A, dtype=np.float32) * np.float32(2.0 / (A - 1)) - np.float32(1.0)
+    return ContextWeights(
+        values=f32(values), embed=f32(w["context.embed.weight"].T),
+        b_embed=f32(w["context.embed.bias"]),
+        w_past=f32(taps[:, :rc]), w_cur=f32(taps[:, rc:]),
+        b_taps=f32(np.stack([w[f"context.taps.{i}.bias"] for i in range(n)])),
+        w_res=f32(np.stack([w[f"context.residual.{i}.weight"].T for i in range(n)])),
+        b_res=f32(np.stack([w[f"context.residual.{i}.bias"] for i in range(n)])),
+        proj=f32(w["context.proj.weight"].T),
+    )

@@ -17,8 +17,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from vocoder.bundle import Bundle
+from vocoder.config import context_state_size
+from vocoder.errors import VocoderError
 from vocoder.mulaw import silence_class
 from vocoder.runtime.ring import RingLayout
+
+#: The backends that run a context stack's step (``context_pool`` > 0): the CPU ones.
+CONTEXT_BACKENDS = ("onnxruntime", "native", "torch")
 
 
 @dataclass
@@ -53,6 +58,7 @@ class Backend(ABC):
     POOLED_RINGS = 2
 
     def __init__(self, bundle: Bundle):
+        check_context_support(self.name, bundle.config)
         self.bundle = bundle
         self.config = bundle.config
         self.layout = RingLayout.of(bundle.config)
@@ -83,6 +89,20 @@ class Backend(ABC):
         device memory on GPU backends, so conditioning never makes a host round trip."""
         cfg = self.config
         return np.empty((batch, steps, cfg.layers, cfg.gate_channels), np.float32)
+
+    # -- the context stack ------------------------------------------------------------
+    def new_context_state(self, batch: int) -> np.ndarray:
+        """Zero context-stack state (B, sum(d_c), Rc) float32 for ``batch`` streams."""
+        cfg = self.config
+        return np.zeros((batch, context_state_size(cfg), cfg.context_channels), np.float32)
+
+    def context_step(self, block: np.ndarray,
+                     state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The context stack's step: block (B, P) int64 input classes ``x[kP:(k+1)P]``,
+        state (B, sum(d_c), Rc) float32 -> the gate bias of block k + 1 (B, L*G) float32
+        and the new state (new arrays; ``state`` is left alone). Backends that run
+        context stacks (:data:`CONTEXT_BACKENDS`) override this."""
+        raise VocoderError(f"the {self.name} backend does not run context stacks")
 
     # -- the step loop ----------------------------------------------------------------
     def stream_chunk(self) -> int:
@@ -147,3 +167,12 @@ class Backend(ABC):
     def describe(self) -> dict[str, Any]:
         """Machine-readable description for benchmarks and ``vocoder doctor``."""
         return {"backend": self.name}
+
+
+def check_context_support(name: str, config) -> None:
+    """Refuse a model with a context stack on a backend that cannot run its step."""
+    if config.context_pool and name not in CONTEXT_BACKENDS:
+        raise VocoderError(
+            f"the {name} backend cannot run a model with a context stack (context_pool = "
+            f"{config.context_pool}): its conditioning changes with the generated audio at "
+            f"every block; use a CPU backend ({', '.join(CONTEXT_BACKENDS)})")

@@ -9,7 +9,8 @@ sampling (inverse CDF in float64 with the uniforms passed in, exactly as
 from the bundle's safetensors (:func:`vocoder.export.weights.step_weights`) and are laid
 out once, at load time, in the order a step reads them.
 
-Conditioning reuses ``condition.onnx`` on ONNX Runtime, so the bundle must be exported.
+Conditioning reuses ``condition.onnx`` on ONNX Runtime (and a context stack
+``context_step.onnx``), so the bundle must be exported.
 
 The kernels compile on first use and are cached on disk by numba (``cache=True``):
 :attr:`NativeBackend.first_call_s` is the time the first call took in this process (a
@@ -28,10 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from vocoder.bundle import CONDITION_ONNX
+from vocoder.bundle import CONDITION_ONNX, CONTEXT_ONNX
 from vocoder.errors import VocoderError
 from vocoder.runtime.backend import Backend, StepState
-from vocoder.runtime.onnx_sessions import OrtConditioner, OrtConditioning
+from vocoder.runtime.onnx_sessions import (
+    OrtConditioner,
+    OrtConditioning,
+    OrtContext,
+    OrtContextStep,
+)
 from vocoder.runtime.sampling import inverse_temperatures
 
 _COMPILE_LOCK = threading.Lock()
@@ -79,7 +85,7 @@ def _warm_up(nk, wdtype) -> None:
                  np.zeros((B, 0, A), np.float32))
 
 
-class NativeBackend(OrtConditioning, Backend):
+class NativeBackend(OrtConditioning, OrtContext, Backend):
     """Compiled generation on one CPU core (numba), built for single-stream real time.
 
     Batch > 1 reuses every weight across the batch. At fp32 that pays off (batch 1 is
@@ -116,12 +122,15 @@ class NativeBackend(OrtConditioning, Backend):
         if precision not in PRECISIONS:
             raise VocoderError(f"native backend: precision must be one of {PRECISIONS}, "
                                f"got {precision!r}")
-        bundle.exported(CONDITION_ONNX)
+        bundle.exported(CONDITION_ONNX, *((CONTEXT_ONNX,) if bundle.config.context_pool
+                                          else ()))
         self.precision = precision
         self._nk = _kernels(precision)
         self.first_call_s = _FIRST_CALL_S[precision]
         self._conditioner = OrtConditioner.open(bundle, cond_threads or threads or 1,
                                                 providers)
+        self._context = OrtContextStep.open(bundle, providers) \
+            if self.config.context_pool else None
         self.packed = self._nk.pack_weights(step_weights(self.config, bundle.weights),
                                             precision)
         self.slots = np.ascontiguousarray(self.layout.slots, dtype=np.int64)

@@ -1,6 +1,7 @@
 """ONNX Runtime for the backends that use it: sessions over a bundle's exported graphs,
-checked to come from its current weights, and ``condition.onnx`` as a backend's
-conditioning (the onnxruntime and native backends share it)."""
+checked to come from its current weights, ``condition.onnx`` as a backend's
+conditioning and ``context_step.onnx`` as its context stack (the onnxruntime and native
+backends share them)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 
 import numpy as np
 
-from vocoder.bundle import CONDITION_ONNX
+from vocoder.bundle import CONDITION_ONNX, CONTEXT_ONNX
 from vocoder.errors import VocoderError
 
 
@@ -117,3 +118,36 @@ class OrtConditioning:
 
     def condition_into(self, features, speaker, gc, start, stop, out):
         self._conditioner.into(features, speaker, gc, start, stop, out)
+
+
+class OrtContextStep:
+    """``context_step.onnx`` on ONNX Runtime: the context stack's step, as
+    :meth:`~vocoder.runtime.backend.Backend.context_step` specifies."""
+
+    def __init__(self, session):
+        self.session = session
+
+    @classmethod
+    def open(cls, bundle, providers: list[str] | None = None) -> OrtContextStep:
+        """Load the bundle's context_step.onnx (one thread: it runs once per block)."""
+        return cls(open_sessions(bundle, {CONTEXT_ONNX: 1}, providers)[CONTEXT_ONNX])
+
+    def __call__(self, block, state) -> tuple[np.ndarray, np.ndarray]:
+        bias, new = self.session.run(
+            ["bias", "new_state"],
+            {"block": np.ascontiguousarray(block, dtype=np.int64),
+             "state": np.ascontiguousarray(state, dtype=np.float32)})
+        return bias, new
+
+
+class OrtContext:
+    """``context_step`` of a backend whose context stack is context_step.onnx on ONNX
+    Runtime: mixed into the backend, which sets ``self._context`` (an
+    :class:`OrtContextStep`, or None for a model without a context stack)."""
+
+    _context: OrtContextStep | None
+
+    def context_step(self, block, state):
+        if self._context is None:
+            raise VocoderError("this model has no context stack (context_pool = 0)")
+        return self._context(block, state)

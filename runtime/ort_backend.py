@@ -13,11 +13,13 @@ import os
 
 import numpy as np
 
-from vocoder.bundle import CONDITION_ONNX, STEP_ONNX
+from vocoder.bundle import CONDITION_ONNX, CONTEXT_ONNX, STEP_ONNX
 from vocoder.errors import VocoderError
 from vocoder.runtime.onnx_sessions import (
     OrtConditioner,
     OrtConditioning,
+    OrtContext,
+    OrtContextStep,
     open_sessions,
     providers_in_use,
 )
@@ -55,7 +57,7 @@ class OrtStep:
         return self.logits, self.present
 
 
-class OrtBackend(OrtConditioning, HostStepBackend):
+class OrtBackend(OrtConditioning, OrtContext, HostStepBackend):
     name = "onnxruntime"
     prefetch_condition = True
 
@@ -80,12 +82,16 @@ class OrtBackend(OrtConditioning, HostStepBackend):
             raise VocoderError(f"lanes must be 1 or 2, got {lanes!r}")
         self.lanes = lanes or (2 if (os.cpu_count() or 1) >= 2 else 1)
         providers = providers or ["CPUExecutionProvider"]
-        sessions = open_sessions(bundle, {CONDITION_ONNX: cond_threads or 1,
-                                          STEP_ONNX: threads}, providers)
+        graphs = {CONDITION_ONNX: cond_threads or 1, STEP_ONNX: threads}
+        if self.config.context_pool:
+            graphs[CONTEXT_ONNX] = 1
+        sessions = open_sessions(bundle, graphs, providers)
         self.step_sess = sessions[STEP_ONNX]
         self.providers = providers_in_use(self.step_sess, providers)
         self.threads = threads or 1
         self._conditioner = OrtConditioner(bundle.config, sessions[CONDITION_ONNX])
+        self._context = OrtContextStep(sessions[CONTEXT_ONNX]) \
+            if CONTEXT_ONNX in sessions else None
         self._steps: dict[tuple[int, int], OrtStep] = {}
 
     def step_function(self, batch, lane):

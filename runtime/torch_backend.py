@@ -54,6 +54,14 @@ class TorchBackend(HostStepBackend):
         return to_host(torch_condition(self.model, self.device, features, speaker, gc,
                                        start, stop, batch), batch)
 
+    def context_step(self, block, state):
+        torch, dev = self.torch, self.device
+        with torch.no_grad():
+            bias, new = self.model.context_step(
+                torch.as_tensor(np.asarray(block, dtype=np.int64)).to(dev),
+                torch.as_tensor(np.asarray(state, dtype=np.float32)).to(dev))
+        return bias.cpu().numpy(), new.cpu().numpy()
+
     def step_function(self, batch, lane):
         if batch not in self._steps:
             cfg = self.config

@@ -104,3 +104,40 @@ def test_save_is_atomic_on_failure(bundle, monkeypatch):
         save_bundle(WaveNet(cfg), cfg, path)
     assert (path / "model.safetensors").read_bytes() == before
     assert not [p for p in path.iterdir() if p.name.startswith(".")]
+
+
+def test_an_older_bundle_without_context_fields_loads(bundle):
+    path, _, cfg = bundle
+    doc = json.loads((path / "config.json").read_text())
+    for key in [k for k in doc["model"] if k.startswith("context_")]:
+        del doc["model"][key]
+    (path / "config.json").write_text(json.dumps(doc))
+    b = load_bundle(path)
+    assert b.config == cfg and b.config.context_pool == 0
+    with pytest.raises(VocoderError, match="no context stack"):
+        b.exported("context_step.onnx")
+
+
+def test_context_stack_round_trip_same_logits(tmp_path):
+    cfg = make_config(context_pool=6, context_channels=5, context_layers=2)
+    model = make_bundle(tmp_path / "b", cfg, export=False)
+    b = load_bundle(tmp_path / "b")
+    assert b.config == cfg
+    assert b.weights["context.embed.weight"].shape == (5, 6)
+    x = torch.randint(0, 256, (1, 50))
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), b.build_model()(x))
+    with pytest.raises(VocoderError, match="no condition.onnx / step.onnx / "
+                                           "context_step.onnx"):
+        b.exported()
+    # a tensor missing from the weights is named
+    w = dict(b.weights)
+    del w["context.proj.weight"]
+    from safetensors.numpy import save_file
+
+    save_file(w, str(tmp_path / "b" / "model.safetensors"))
+    doc = json.loads((tmp_path / "b" / "config.json").read_text())
+    doc["weights"]["sha256"] = None
+    (tmp_path / "b" / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(VocoderError, match="context.proj.weight"):
+        load_bundle(tmp_path / "b")

@@ -127,3 +127,28 @@ def test_say_finds_the_demo_model_from_any_directory(tmp_path, monkeypatch):
     (tmp_path / DEMO).mkdir(parents=True)
     (tmp_path / DEMO / "config.json").write_text("{}")
     assert demo_bundle() == tmp_path / DEMO  # the current directory's comes first
+
+
+def test_info_shows_the_receptive_field_of_both_stacks(tmp_path, capsys):
+    from vocoder.config import WaveNetConfig, context_receptive_field
+
+    fields = {**WaveNetConfig(residual_channels=8, gate_channels=16, skip_channels=16,
+                              layers=4, stacks=1, dilation_limit=8,
+                              upsample_scales=(2, 2)).to_dict(),
+              "context_pool": 40, "context_channels": 4, "context_layers": 3,
+              "context_dilation_limit": 4}
+    (tmp_path / "c.json").write_text(json.dumps(fields))
+    path = tmp_path / "ctx"
+    assert main(["init", str(path), "--config", str(tmp_path / "c.json")]) == 0
+    capsys.readouterr()
+    assert main(["info", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    cfg = WaveNetConfig.from_dict(info["config"])
+    assert context_receptive_field(cfg) == 1 + 1 + 2 + 4
+    # 8 blocks of 40 behind the earliest gate bias the main stack reads (14 back)
+    assert info["receptive_field_samples"] == 40 * 9 + 15 - 1
+    assert info["context_dilations"] == [1, 2, 4]
+    assert info["exported"] == ["condition.onnx", "context_step.onnx", "step.onnx"]
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "receptive field   374 samples" in out and "context stack" in out

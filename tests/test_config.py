@@ -4,6 +4,9 @@ from vocoder.config import (
     PRESETS,
     WaveNetConfig,
     cond_context_frames,
+    context_dilations,
+    context_receptive_field,
+    context_state_size,
     dilations,
     flops_per_sample,
     receptive_field,
@@ -53,6 +56,11 @@ def test_flops_match_the_closed_form():
     (dict(cond_channels=-1), "cond_channels"),
     (dict(layers=2.5), "must be an int"),
     (dict(cond_channels=3, upsample_scales=()), "must not be empty"),
+    (dict(context_pool=-1), "context_pool must be >= 0"),
+    (dict(context_pool=8, context_channels=0), "context_channels > 0"),
+    (dict(context_pool=8, context_layers=0), "context_layers > 0"),
+    (dict(context_pool=8, context_dilation_limit=6), "context_dilation_limit must be a power"),
+    (dict(context_pool=True), "context_pool must be an int"),
 ])
 def test_impossible_configs_are_rejected(bad, msg):
     with pytest.raises(ValueError, match=msg):
@@ -69,3 +77,38 @@ def test_dict_round_trip_and_unknown_keys():
 def test_context_frames_zero_without_local_conditioning():
     assert cond_context_frames(WaveNetConfig()) == 0
     assert cond_context_frames(WaveNetConfig(cond_channels=3)) > 0
+
+
+def test_context_stack_geometry():
+    cfg = WaveNetConfig(layers=4, stacks=1, dilation_limit=8, context_pool=80,
+                        context_layers=5, context_dilation_limit=4)
+    assert context_dilations(cfg) == [1, 2, 4, 1, 2]
+    assert context_receptive_field(cfg) == 1 + 10
+    assert context_state_size(cfg) == 10
+    # the stacks chain: 12 blocks behind the earliest gate bias the main stack reads
+    # (D - 1 = 14 samples back)
+    assert receptive_field(cfg) == 80 * 12 + 15 - 1
+    wide = cfg.replace(layers=12, dilation_limit=512, context_pool=2, context_layers=1)
+    assert receptive_field(wide) == 2 * 3 + sum(dilations(wide)) - 1
+    assert receptive_field(wide) > 1 + sum(dilations(wide))
+    none = WaveNetConfig(context_layers=3)  # context fields without a pool: no stack
+    assert context_dilations(none) == [] and context_receptive_field(none) == 0
+
+
+def test_flops_count_the_context_stack_per_sample():
+    base = WaveNetConfig(layers=4, stacks=1)
+    P, Rc, n = 16, 8, 3
+    cfg = base.replace(context_pool=P, context_channels=Rc, context_layers=n)
+    per_block = 2 * P * Rc + n * (2 * (2 * Rc) ** 2 + 2 * Rc * Rc) + 2 * Rc * 4 * 128
+    assert flops_per_sample(cfg) - flops_per_sample(base) == round(per_block / P)
+
+
+def test_old_config_dicts_without_context_fields_load_unchanged():
+    old = WaveNetConfig(cond_channels=7).to_dict()
+    for k in ("context_pool", "context_channels", "context_layers",
+              "context_dilation_limit"):
+        del old[k]
+    cfg = WaveNetConfig.from_dict(old)
+    assert cfg.context_pool == 0 and cfg == WaveNetConfig(cond_channels=7)
+    ctx = WaveNetConfig(context_pool=40, context_channels=12)
+    assert WaveNetConfig.from_dict(ctx.to_dict()) == ctx

@@ -19,6 +19,16 @@ CONFIGS = [
     make_config(cond_channels=4, n_speakers=2, upsample_scales=(2, 3), excitation=2,
                 f0_feature=1, vuv_feature=3, log_f0_mean=5.0, log_f0_std=0.3),
 ]
+#: With a context stack (P = 8 or 5): conditioned, and unconditional.
+CONTEXT_CONFIGS = [
+    make_config(layers=4, stacks=1, dilation_limit=4, cond_channels=3, n_speakers=2,
+                upsample_scales=(2, 2), context_pool=8, context_channels=6, context_layers=3,
+                context_dilation_limit=2),
+    make_config(layers=3, stacks=1, dilation_limit=4, cond_channels=0, gc_channels=2,
+                context_pool=5, context_channels=4, context_layers=4,
+                context_dilation_limit=4),
+]
+CONFIGS += CONTEXT_CONFIGS
 
 
 def _inputs(cfg, B=2, T=None, seed=0):
@@ -62,7 +72,7 @@ def test_causality_bit_identical(cfg):
     assert not torch.equal(a[..., T // 2:], b[..., T // 2:])
 
 
-@pytest.mark.parametrize("cfg", CONFIGS[:2] + CONFIGS[4:])
+@pytest.mark.parametrize("cfg", CONFIGS[:2] + CONFIGS[4:7])
 def test_receptive_field_exact(cfg):
     m = _model(cfg)
     rf = receptive_field(cfg)
@@ -209,3 +219,94 @@ def test_condition_without_features_takes_the_batch_of_speaker_or_gc():
             assert torch.allclose(c[b], one[0])
         with pytest.raises(ValueError, match="batch=2"):
             model.condition(None, spk, n_samples=5, gc=gc, batch=2)
+
+
+def _context_step_loop(m, x, kw):
+    """Logits (B, A, T) of the step loop with the context stack's step at every block
+    boundary: the ring for the main stack, the explicit context state for the other."""
+    cfg = m.cfg
+    B, T = x.shape
+    P = cfg.context_pool
+    from vocoder.runtime.ring import RingLayout
+
+    cond = m.condition(kw.get("features"), kw.get("speaker"), n_samples=T, gc=kw.get("gc"),
+                       batch=B)
+    ring = m.init_ring(B)
+    layout = RingLayout.of(cfg)
+    slots = torch.from_numpy(np.array(layout.slots))
+    state = m.init_context_state(B)
+    block = m.context.initial_block(B)
+    out = []
+    for t in range(T):
+        if t % P == 0:
+            bias, state = m.context_step(block, state)
+            bias = bias.reshape(B, cfg.layers, cfg.gate_channels)
+            block = x[:, t:t + P]  # the inputs of this block feed the next one's bias
+        s = slots[t % layout.period]
+        logits, present = m.step(x[:, t], cond[:, t] + bias, ring[:, s])
+        ring[:, s] = present
+        out.append(logits)
+    return torch.stack(out, -1)
+
+
+@pytest.mark.parametrize("cfg", CONTEXT_CONFIGS)
+@pytest.mark.parametrize("T", [40, 43, 3])
+def test_context_step_loop_equals_forward(cfg, T):
+    """Teacher forcing: forward = main step + context step at each block boundary, also
+    for a length that is not a multiple of P and one shorter than a block."""
+    m = _model(cfg)
+    x, kw = _inputs(cfg, B=2, T=T)
+    with torch.no_grad():
+        ref = m(x, **kw)
+        got = _context_step_loop(m, x, kw)
+    assert (got - ref).abs().max().item() < 1e-4
+    # the context stack changes the logits (it is not a no-op)
+    with torch.no_grad():
+        m.context.proj.weight.zero_()
+        assert (m(x, **kw) - ref).abs().max().item() > 1e-3
+
+
+@pytest.mark.parametrize("cfg", CONTEXT_CONFIGS)
+def test_context_receptive_field_exact(cfg):
+    """At the worst t the logits see P * (rfc + 1) + rf_main - 2 inputs, no more: the
+    context stack reaches rfc blocks back from the block of the earliest sample whose
+    gate bias the main stack reads (D - 1 samples back)."""
+    from vocoder.config import context_receptive_field, dilations
+
+    m = _model(cfg)
+    with torch.no_grad():  # strong taps, so that the oldest block's trace survives
+        for taps in m.context.taps:
+            taps.weight.mul_(4)
+    P, rfc, D = cfg.context_pool, context_receptive_field(cfg), sum(dilations(cfg))
+    rf = receptive_field(cfg)
+    assert rf == P * (rfc + 1) + D - 1
+    T = rf + 3 * P
+    # the worst t: the earliest bias it reads is the last sample of its block
+    t = max(t for t in range(T) if (t - D + 1) % P == P - 1)
+    x, kw = _inputs(cfg, B=1, T=T)
+
+    def changed(pos):
+        x2 = x.clone()  # a large change: the far end of a random stack is faint
+        x2[0, pos] = (x2[0, pos] + cfg.quantization_channels // 2) \
+            % cfg.quantization_channels
+        with torch.no_grad():
+            return not torch.equal(m(x, **kw)[..., t], m(x2, **kw)[..., t])
+
+    assert changed(t - rf + 1)
+    assert not changed(t - rf)
+
+
+def test_context_stack_parameters_all_get_gradients():
+    cfg = CONTEXT_CONFIGS[0]
+    m = _model(cfg)
+    x, kw = _inputs(cfg)
+    m(x, **kw).sum().backward()
+    names = [n for n, p in m.named_parameters() if n.startswith("context.")]
+    assert len(names) == 2 + 4 * cfg.context_layers + 1
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameters())
+
+
+def test_context_step_needs_a_context_stack():
+    m = _model(CONFIGS[0])
+    with pytest.raises(ValueError, match="no context stack"):
+        m.init_context_state(1)

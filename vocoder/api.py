@@ -196,6 +196,11 @@ class Vocoder:
                                    "features", layout)
                  for i, (f, s, g, n) in enumerate(zip(features_list, speakers, gcs, lens))]
         fold = bool(fold)
+        if fold and self.config.context_pool:
+            raise VocoderError("fold=True cannot be used with a model with a context stack "
+                               f"(context_pool = {self.config.context_pool}): folded "
+                               "segments start mid-utterance, where the context stack "
+                               "has no past to read; use fold=False")
         settings = fold_settings or folding.FoldSettings()
         jobs, owners = [], []
         for i, c in enumerate(conds):

@@ -1,5 +1,6 @@
 """The model bundle: a directory with ``config.json``, ``model.safetensors`` and, after
-``vocoder export``, ``condition.onnx`` and ``step.onnx``.
+``vocoder export``, ``condition.onnx`` and ``step.onnx`` (and ``context_step.onnx`` for a
+model with a context stack).
 
 Reading it needs numpy and safetensors only (no torch), so the runtime can load it.
 """
@@ -27,6 +28,13 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 CONDITION_ONNX = "condition.onnx"
 STEP_ONNX = "step.onnx"
+#: The context stack's step (only for models with ``context_pool`` > 0).
+CONTEXT_ONNX = "context_step.onnx"
+
+
+def graph_names(config: WaveNetConfig) -> tuple[str, ...]:
+    """The exported graphs a bundle of this config has."""
+    return (CONDITION_ONNX, STEP_ONNX) + ((CONTEXT_ONNX,) if config.context_pool else ())
 
 
 @dataclass(frozen=True)
@@ -81,8 +89,13 @@ class Bundle:
         return model.eval()
 
     def exported(self, *names: str) -> dict[str, Path]:
-        """Paths of the exported graphs ``names``; a VocoderError saying how to create
-        them when any is missing."""
+        """Paths of the exported graphs ``names`` (default: every graph of this bundle's
+        config, :func:`graph_names`); a VocoderError saying how to create them when any is
+        missing. ``context_step.onnx`` is refused for a model without a context stack."""
+        names = names or graph_names(self.config)
+        if CONTEXT_ONNX in names and not self.config.context_pool:
+            raise VocoderError(f"{self.path}: this model has no context stack "
+                               f"(context_pool = 0), so no {CONTEXT_ONNX}")
         paths = {n: self.path / n for n in names}
         missing = [n for n, p in paths.items() if not p.is_file()]
         if missing:
@@ -260,6 +273,16 @@ def expected_shapes(cfg: WaveNetConfig) -> dict[str, tuple[int, ...]]:
         shapes["speaker_embed.weight"] = (cfg.n_speakers, L * G)
     if cfg.gc_channels:
         shapes["gc_proj.weight"] = (L * G, cfg.gc_channels)
+    if cfg.context_pool:
+        P, Rc = cfg.context_pool, cfg.context_channels
+        shapes["context.embed.weight"] = (Rc, P)
+        shapes["context.embed.bias"] = (Rc,)
+        for i in range(cfg.context_layers):
+            shapes[f"context.taps.{i}.weight"] = (2 * Rc, 2 * Rc)
+            shapes[f"context.taps.{i}.bias"] = (2 * Rc,)
+            shapes[f"context.residual.{i}.weight"] = (Rc, Rc)
+            shapes[f"context.residual.{i}.bias"] = (Rc,)
+        shapes["context.proj.weight"] = (L * G, Rc)
     return shapes
 
 

@@ -20,7 +20,12 @@ COMMAND_MODULES = ("vocoder.cli_data", "vocoder.cli_train", "vocoder.cli_say",
 
 def _cmd_info(args) -> int:
     from vocoder.bundle import load_bundle
-    from vocoder.config import flops_per_sample, receptive_field
+    from vocoder.config import (
+        context_dilations,
+        context_receptive_field,
+        flops_per_sample,
+        receptive_field,
+    )
 
     b = load_bundle(args.bundle)
     cfg = b.config
@@ -31,6 +36,7 @@ def _cmd_info(args) -> int:
         "config": cfg.to_dict(),
         "hop_length": cfg.hop_length,
         "dilations": cfg.dilations,
+        "context_dilations": context_dilations(cfg),
         "receptive_field_samples": rf,
         "receptive_field_ms": round(1000 * rf / cfg.sample_rate, 2),
         "parameters": n_params,
@@ -49,7 +55,11 @@ def _cmd_info(args) -> int:
     for k, v in cfg.to_dict().items():
         print(f"  {k:<22}{v}")
     print(f"dilations         {cfg.dilations}")
-    print(f"receptive field   {rf} samples = {info['receptive_field_ms']} ms")
+    if cfg.context_pool:
+        print(f"context stack     blocks of {cfg.context_pool} samples, dilations "
+              f"{context_dilations(cfg)}: {context_receptive_field(cfg)} blocks")
+    print(f"receptive field   {rf} samples = {info['receptive_field_ms']} ms"
+          + (" (both stacks)" if cfg.context_pool else ""))
     print(f"parameters        {n_params:,}")
     print(f"MFLOPs/sample     {info['mflops_per_sample']}")
     if b.feature_spec is not None:

@@ -40,6 +40,14 @@ class WaveNetConfig:
     ``vuv_feature`` the voicing flag. The model's conditioning input then has one more
     column than the features, the phase at each frame's start
     (:attr:`cond_input_channels`).
+
+    A context stack (``context_pool`` = P > 0; the paper's section 2.6) reads the past
+    audio at one P-th of the sample rate: each block of P inputs is embedded by a learned
+    linear pooling to ``context_channels`` channels, then ``context_layers`` kernel-2
+    gated residual layers with dilations 1, 2, 4, ... up to ``context_dilation_limit``
+    (restarting after it) run at the block rate, and a projection adds the result to every
+    layer's gate bias for the P samples of the next block (:mod:`vocoder.context_stack`). 0
+    means no context stack; the other ``context_*`` fields are then ignored.
     """
 
     sample_rate: int = 16000
@@ -60,6 +68,10 @@ class WaveNetConfig:
     vuv_feature: int = -1
     log_f0_mean: float = 0.0
     log_f0_std: float = 1.0
+    context_pool: int = 0
+    context_channels: int = 32
+    context_layers: int = 6
+    context_dilation_limit: int = 32
 
     def __post_init__(self) -> None:
         # Lists arrive from JSON; keep the dataclass hashable and immutable.
@@ -74,7 +86,8 @@ class WaveNetConfig:
         for name in ("sample_rate", "quantization_channels", "residual_channels",
                      "gate_channels", "skip_channels", "layers", "stacks", "dilation_limit",
                      "cond_channels", "cond_hidden", "n_speakers", "gc_channels",
-                     "excitation", "f0_feature", "vuv_feature"):
+                     "excitation", "f0_feature", "vuv_feature", "context_pool",
+                     "context_channels", "context_layers", "context_dilation_limit"):
             value = getattr(self, name)
             need(isinstance(value, int) and not isinstance(value, bool),
                  f"{name} must be an int, got {value!r}")
@@ -114,6 +127,17 @@ class WaveNetConfig:
                      f"excitation needs {name} in 0..{self.cond_channels - 1} (or -1 until "
                      f"the data gives it), got {getattr(self, name)}")
             need(self.log_f0_std > 0, f"log_f0_std must be > 0, got {self.log_f0_std}")
+        need(self.context_pool >= 0,
+             f"context_pool must be >= 0 (0 = no context stack), got {self.context_pool}")
+        if self.context_pool:
+            need(self.context_channels > 0, f"a context stack (context_pool > 0) needs "
+                 f"context_channels > 0, got {self.context_channels}")
+            need(self.context_layers > 0, f"a context stack (context_pool > 0) needs "
+                 f"context_layers > 0, got {self.context_layers}")
+            need(self.context_dilation_limit >= 1
+                 and self.context_dilation_limit & (self.context_dilation_limit - 1) == 0,
+                 f"context_dilation_limit must be a power of two, got "
+                 f"{self.context_dilation_limit}")
 
     # -- derived geometry -------------------------------------------------------------
     @property
@@ -174,13 +198,47 @@ def dilations(cfg: WaveNetConfig) -> list[int]:
 
 
 def receptive_field(cfg: WaveNetConfig) -> int:
-    """Receptive field in samples: how many inputs ``x[t-rf+1..t]`` the logits at t see.
+    """Receptive field in samples: how many inputs ``x[t-rf+1..t]`` the logits at t see
+    (at most, over t).
 
     The input ``x[t]`` is the class of the *previous* sample, so the prediction of sample
     t depends on the ``rf`` samples before it. Each kernel-2 layer of dilation d adds d;
     the input embedding (a 1x1 convolution on the one-hot) adds nothing.
+
+    With a context stack the two stacks chain: the logits at t read the gate biases of
+    samples back to ``t - (D - 1)`` (D = sum of the main dilations; the first layer's
+    dilation is 1), and the bias of block j is computed from the input blocks
+    ``j - rfc .. j - 1`` (rfc = :func:`context_receptive_field`). At worst that reaches
+    ``P * (rfc + 1) - 1 + D - 1`` inputs back: ``P * (rfc + 1) + (1 + D) - 2`` in all.
     """
-    return 1 + sum(dilations(cfg))
+    main = 1 + sum(dilations(cfg))
+    if not cfg.context_pool:
+        return main
+    return cfg.context_pool * (context_receptive_field(cfg) + 1) + main - 2
+
+
+def context_dilations(cfg: WaveNetConfig) -> list[int]:
+    """Dilation of each context layer (in blocks): 1, 2, 4, ... up to
+    ``context_dilation_limit``, then again from 1; [] without a context stack."""
+    if not cfg.context_pool:
+        return []
+    cycle = int(math.log2(cfg.context_dilation_limit)) + 1
+    return [2 ** (i % cycle) for i in range(cfg.context_layers)]
+
+
+def context_receptive_field(cfg: WaveNetConfig) -> int:
+    """How many input blocks the context bias of a block depends on: the bias of sample
+    block j is computed from input blocks ``j - rfc .. j - 1`` (0 without a context
+    stack)."""
+    if not cfg.context_pool:
+        return 0
+    return 1 + sum(context_dilations(cfg))
+
+
+def context_state_size(cfg: WaveNetConfig) -> int:
+    """Rows of the context stack's step state ``(B, sum(d_c), Rc)``: each context layer's
+    last d_c inputs, oldest first."""
+    return sum(context_dilations(cfg))
 
 
 def ring_offsets(cfg: WaveNetConfig) -> list[int]:
@@ -222,12 +280,20 @@ def flops_per_sample(cfg: WaveNetConfig) -> int:
     """Multiply-adds x 2 of one autoregressive step (conditioning excluded).
 
     Per layer: the two taps of the dilated conv (R -> G each), the skip 1x1 (G/2 -> S) and
-    the residual 1x1 (G/2 -> R, absent in the last layer); then the output head.
+    the residual 1x1 (G/2 -> R, absent in the last layer); then the output head. A context
+    stack adds its cost per block divided by P: the pooling (P -> Rc), per layer the two
+    taps (Rc -> 2Rc each) and the residual (Rc -> Rc), and the projection (Rc -> L*G).
     """
     r, g, s, a = cfg.residual_channels, cfg.gate_channels, cfg.skip_channels, \
         cfg.quantization_channels
     per_layer = 2 * (2 * r * g) + 2 * (g // 2) * s + 2 * (g // 2) * r
-    return cfg.layers * per_layer - 2 * (g // 2) * r + 2 * s * s + 2 * s * a
+    main = cfg.layers * per_layer - 2 * (g // 2) * r + 2 * s * s + 2 * s * a
+    if not cfg.context_pool:
+        return main
+    p, rc = cfg.context_pool, cfg.context_channels
+    per_block = (2 * p * rc + cfg.context_layers * (2 * (2 * rc) * (2 * rc) + 2 * rc * rc)
+                 + 2 * rc * cfg.layers * g)
+    return main + round(per_block / p)
 
 
 PRESETS: dict[str, WaveNetConfig] = {

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vocoder.config import WaveNetConfig, dilations
+from vocoder.context_stack import ContextStack
 from vocoder.excitation import excitation
 
 
@@ -93,6 +94,8 @@ class WaveNet(nn.Module):
             nn.init.normal_(self.speaker_embed.weight, std=0.1)
         if cfg.gc_channels:
             self.gc_proj = nn.Linear(cfg.gc_channels, L * G, bias=False)
+        if cfg.context_pool:
+            self.context = ContextStack(cfg)
 
     # -- conditioning -----------------------------------------------------------------
     def _global_bias(self, batch: int, speaker: torch.Tensor | None,
@@ -185,7 +188,11 @@ class WaveNet(nn.Module):
                 keep: int | None = None, channels_last: bool = False) -> torch.Tensor:
         """Teacher-forced parallel pass: :meth:`head` of :meth:`stack`.
 
-        x (B, T) int64: the class of the *previous* sample at each position.
+        x (B, T) int64: the class of the *previous* sample at each position. With a
+        context stack, x must begin at the utterance start or at a block boundary (a
+        multiple of ``context_pool`` samples into it); in the second case the first
+        :func:`~vocoder.config.context_receptive_field` blocks of x are context only
+        (their context bias assumes the utterance starts there).
         features (B, Tf, D) with (Tf - frame_offset) * hop >= T; speaker (B,);
         gc (B, gc_channels). Returns the logits of the last ``keep`` positions (all T by
         default): (B, A, keep), or (B, keep, A) with ``channels_last``.
@@ -193,8 +200,9 @@ class WaveNet(nn.Module):
         Written for training speed on the CPU, and equal to :meth:`step` run over the
         sequence: activations are channels-last (every 1x1 conv is one GEMM over B*T
         rows), each layer computes only the positions that the kept outputs depend on,
-        the kernel-2 dilated conv and the layer's conditioning projection are one GEMM
-        over ``[h(t - d), h(t), c(t)]``, and the skip convs of all layers are one GEMM.
+        the kernel-2 dilated conv and the layer's conditioning projections are one GEMM
+        over ``[h(t - d), h(t), c(t), k(t)]`` (k: the context stack's hidden state of the
+        sample's block), and the skip convs of all layers are one GEMM.
         Nothing slices a tensor that spans all layers, whose backward would zero-fill the
         whole of it once per layer.
         """
@@ -220,6 +228,10 @@ class WaveNet(nn.Module):
         bias = self._global_bias(B, speaker, gc).reshape(B, 1, L, G).unbind(2)
         cond_w = self.cond_proj.weight[:, :, 0].reshape(L, G, -1).unbind(0) \
             if c is not None else None
+        k = ctx_w = None
+        if cfg.context_pool:  # the context stack's hidden state, held for each block
+            k = self.context(x).repeat_interleave(cfg.context_pool, 1)[:, :T]  # (B, T, Rc)
+            ctx_w = self.context.proj.weight.reshape(L, G, -1).unbind(0)
         # How far back of the kept positions layer i's output is still needed.
         later = [sum(self.dilation_list[i + 1:]) for i in range(L)]
         h = self.embed(x)  # (B, T, R), covering positions [o, T)
@@ -236,6 +248,9 @@ class WaveNet(nn.Module):
             if c is not None:
                 parts.append(c[:, n:])
                 weights.append(cond_w[i])
+            if k is not None:
+                parts.append(k[:, n:])
+                weights.append(ctx_w[i])
             a = F.linear(torch.cat(parts, -1), torch.cat(weights, 1)) + bias[i]
             zt, zs = a.chunk(2, -1)
             z = torch.tanh(zt) * torch.sigmoid(zs)  # (B, T - n, G/2)
@@ -282,6 +297,23 @@ class WaveNet(nn.Module):
         out = F.relu(F.linear(F.relu(skip), self.head1.weight[:, :, 0], self.head1.bias))
         logits = F.linear(out, self.head2.weight[:, :, 0], self.head2.bias)
         return logits, torch.stack(presents, dim=1)
+
+    def context_step(self, block: torch.Tensor,
+                     state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The context stack's step, a pure function: block (B, P) int64 input classes
+        ``x[kP:(k+1)P]``, state (B, sum(d_c), Rc) -> the gate bias of block k + 1
+        (B, L*G), to add to :meth:`condition`'s, and the new state. Block 0's bias is
+        this step on :meth:`ContextStack.initial_block` from :meth:`init_context_state`."""
+        return self._context().step(block, state)
+
+    def init_context_state(self, batch: int) -> torch.Tensor:
+        """Zero context state (B, sum(d_c), Rc)."""
+        return self._context().init_state(batch)
+
+    def _context(self) -> ContextStack:
+        if not self.cfg.context_pool:
+            raise ValueError("this model has no context stack (context_pool = 0)")
+        return self.context
 
     def init_ring(self, batch: int) -> torch.Tensor:
         """Zeroed ring buffers (B, sum(d_l), R): zeros are the causal padding of forward."""

@@ -114,3 +114,62 @@ def test_missing_onnx_says_how_to_export(tmp_path):
     make_bundle(tmp_path, make_config(), export=False)
     with pytest.raises(VocoderError, match="vocoder export"):
         Vocoder.load(tmp_path)
+
+
+CONTEXT_CFG = make_config(cond_channels=3, n_speakers=2, context_pool=8, context_channels=6,
+                          context_layers=4, context_dilation_limit=4)
+
+
+def test_context_step_graph_equals_torch(tmp_path):
+    """context_step.onnx: written only for context models, checked by the export, and
+    equal to torch's context_step over a run of blocks from the zero state."""
+    import onnxruntime as ort
+
+    from vocoder.bundle import load_bundle
+
+    model = make_bundle(tmp_path, CONTEXT_CFG, export=False)
+    rep = export_bundle(tmp_path)
+    assert set(rep.max_abs_diff) == {"condition.onnx", "step.onnx", "context_step.onnx"}
+    assert rep.max_abs_diff["context_step.onnx"] < 1e-4
+    graph = onnx.load(str(tmp_path / "context_step.onnx"))
+    onnx.checker.check_model(graph)
+    assert {n.op_type for n in graph.graph.node} <= ALLOWED_OPS
+    assert [i.name for i in graph.graph.input] == ["block", "state"]
+    assert [o.name for o in graph.graph.output] == ["bias", "new_state"]
+    assert load_bundle(tmp_path).exported()["context_step.onnx"].is_file()
+    sess = ort.InferenceSession(str(tmp_path / "context_step.onnx"),
+                                providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    model.eval()
+    state = model.init_context_state(3)
+    onnx_state = state.numpy()
+    for k in range(7):  # the registers shift through several blocks
+        block = rng.integers(0, 256, (3, 8))
+        with torch.no_grad():
+            bias, state = model.context_step(torch.from_numpy(block), state)
+        got, onnx_state = sess.run(["bias", "new_state"],
+                                   {"block": block, "state": onnx_state})
+        assert np.abs(got - bias.numpy()).max() < 1e-4, k
+        assert np.abs(onnx_state - state.numpy()).max() < 1e-4, k
+
+
+def test_a_context_bundle_needs_its_context_graph(tmp_path):
+    from vocoder.api import Vocoder
+
+    make_bundle(tmp_path, CONTEXT_CFG)
+    (tmp_path / "context_step.onnx").unlink()
+    for backend in ("onnxruntime", "native"):
+        with pytest.raises(VocoderError, match="no context_step.onnx.*vocoder export"):
+            Vocoder.load(tmp_path, backend=backend)
+    export_bundle(tmp_path)
+    other = tmp_path / "other"
+    make_bundle(other, CONTEXT_CFG, seed=5)  # a context graph of other weights
+    (tmp_path / "context_step.onnx").write_bytes((other / "context_step.onnx").read_bytes())
+    for backend in ("onnxruntime", "native"):
+        with pytest.raises(VocoderError, match="context_step.onnx is stale"):
+            Vocoder.load(tmp_path, backend=backend)
+    cfg = make_config()
+    # a model without a context stack: a left-over context graph is removed on export
+    save_bundle(WaveNet(cfg), cfg, tmp_path)
+    export_bundle(tmp_path)
+    assert not (tmp_path / "context_step.onnx").exists()

@@ -24,6 +24,7 @@ from vocoder.train.data import (
     load_train_data,
     make_crop,
     whole_utterance,
+    window_start,
 )
 
 CFG = make_config(cond_channels=3, n_speakers=2)
@@ -66,6 +67,54 @@ def test_crop_logits_equal_the_whole_utterance(model, start):
     # the lossed targets are the crop's own samples
     s = start * CFG.hop_length
     np.testing.assert_array_equal(crop.target[keep], utt.classes[s:s + 4 * CFG.hop_length])
+
+
+#: With a context stack of blocks of 8 samples (hop 6: windows start on 24-sample bounds).
+CTX_CFG = CFG.replace(context_pool=8, context_channels=5, context_layers=3,
+                      context_dilation_limit=2)
+
+
+@pytest.fixture(scope="module")
+def ctx_model():
+    torch.manual_seed(1)
+    m = WaveNet(CTX_CFG).eval()
+    with torch.no_grad():
+        for taps in m.context.taps:  # a context stack whose far past is not faint
+            taps.weight.mul_(3)
+    return m
+
+
+@pytest.mark.parametrize("start", [0, 1, 5, 9, 14, 17, 30, 45, 56])
+def test_context_model_crop_logits_equal_the_whole_utterance(ctx_model, start):
+    """A crop starts on a block boundary with the context stack's receptive field of
+    blocks before its loss, so its lossed logits are the whole utterance's."""
+    utt = _utterance(60, seed=3)
+    whole = _logits(ctx_model, whole_utterance(utt, CTX_CFG))
+    crop = make_crop(utt, start, 4, CTX_CFG)
+    first = window_start(CTX_CFG, start) * CTX_CFG.hop_length
+    assert first % CTX_CFG.context_pool == 0
+    got = _logits(ctx_model, crop)
+    keep = crop.target != IGNORE
+    assert keep.sum() == 4 * CTX_CFG.hop_length
+    want = whole[:, first:first + len(crop.x)]
+    torch.testing.assert_close(got[:, keep], want[:, keep], rtol=0, atol=1e-5)
+    if start >= 30:  # interior crops: the window is shorter than the utterance's past
+        assert first > 0
+
+
+def test_context_crop_without_the_block_context_would_differ(ctx_model):
+    """Why the window reaches back further for a context model: the main stack's own
+    window (its receptive field only) gives other logits."""
+    utt = _utterance(60, seed=3)
+    whole = _logits(ctx_model, whole_utterance(utt, CTX_CFG))
+    start = 40
+    short = make_crop(utt, start, 4, CFG)  # the window of the model without the stack
+    assert window_start(CFG, start) > window_start(CTX_CFG, start)
+    got = _logits(ctx_model, short)
+    first = window_start(CFG, start) * CFG.hop_length
+    keep = short.target != IGNORE
+    want = whole[:, first:first + len(short.x)]
+    assert (got[:, keep] - want[:, keep]).abs().max() > 1e-3
 
 
 def test_zero_padding_beyond_the_edge_would_differ(model):

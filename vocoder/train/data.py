@@ -22,6 +22,13 @@ The loss covers only its samples ``[s*H, (s + c)*H)``, but the model also reads:
   whole-utterance pass either, whereas zero-padded frames would feed the upsampler's
   bias and tails into its next level and change the conditioning near the edges.
 
+* context-stack input (a model with ``context_pool`` = P): the window starts on a block
+  boundary of the utterance and at least the context stack's receptive field of whole
+  blocks before the first lossed sample's block (:func:`window_start`), or at the
+  utterance start, so the block-rate stack reads the same blocks as for the whole
+  utterance; its initial block stands in for the past only where no lossed sample
+  depends on it.
+
 So the logits of every lossed sample equal the whole-utterance forward's (tested).
 Crops near an edge have other window shapes than interior ones; :func:`collate` groups
 crops of equal shape into tensors, and the trainer runs one forward per group.
@@ -37,7 +44,12 @@ from typing import Any
 
 import numpy as np
 
-from vocoder.config import WaveNetConfig, cond_context_frames, receptive_field
+from vocoder.config import (
+    WaveNetConfig,
+    cond_context_frames,
+    context_receptive_field,
+    dilations,
+)
 from vocoder.errors import VocoderError
 from vocoder.excitation import with_phase
 from vocoder.features.spec import FeatureSpec
@@ -112,8 +124,30 @@ class Group:
 
 
 def context_frames(cfg: WaveNetConfig) -> int:
-    """Frames of audio context before a crop: enough for the receptive field."""
-    return math.ceil((receptive_field(cfg) - 1) / cfg.hop_length)
+    """Frames of audio context before a crop: enough for the main stack's receptive
+    field (a context stack may need more: :func:`window_start`)."""
+    return math.ceil((1 + sum(dilations(cfg)) - 1) / cfg.hop_length)
+
+
+def window_start(cfg: WaveNetConfig, start: int) -> int:
+    """First frame of the audio window of a crop whose loss starts at frame ``start``.
+
+    Without a context stack: :func:`context_frames` before it (or frame 0). With one
+    (P = ``context_pool``): the first lossed sample s reads the gate biases of samples
+    back to ``s - (D - 1)`` (D = sum of the main dilations), whose block j needs the
+    :func:`~vocoder.config.context_receptive_field` rfc input blocks before it. So the
+    window starts on a block boundary at least rfc blocks before block j, and on a frame
+    boundary (for the features): a multiple of lcm(hop, P) samples, or the utterance
+    start, where the model's initial block is the whole-utterance pass's too.
+    """
+    if not cfg.context_pool:
+        return max(0, start - context_frames(cfg))
+    hop, P = cfg.hop_length, cfg.context_pool
+    s = start * hop
+    D = sum(dilations(cfg))
+    need = min(s - D, ((s - D + 1) // P - context_receptive_field(cfg)) * P)
+    unit = math.lcm(hop, P)
+    return max(0, need // unit * unit) // hop
 
 
 def make_crop(utt: Utterance, start: int, crop_frames: int, cfg: WaveNetConfig) -> Crop:
@@ -124,7 +158,7 @@ def make_crop(utt: Utterance, start: int, crop_frames: int, cfg: WaveNetConfig) 
     c = min(crop_frames, tf)
     if not 0 <= start <= tf - c:
         raise ValueError(f"crop start {start} outside 0..{tf - c} for {utt.id!r}")
-    w0 = max(0, start - context_frames(cfg))          # first frame of the audio window
+    w0 = window_start(cfg, start)                     # first frame of the audio window
     w1 = start + c                                    # end of the crop
     k = cond_context_frames(cfg)
     f0, f1 = max(0, w0 - k), min(tf, w1 + k)
