@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from vocoder.cli_args import (add_global_args, add_sampling_args, sampling_kwargs,
-                               synthesis_length)
+from vocoder.cli_args import add_global_args, add_sampling_args, sampling_kwargs, synthesis_length
 from vocoder.errors import VocoderError
 
 
