@@ -4,9 +4,10 @@
         --bundle "new model=models/demo" --bundle "old model=/tmp/old-demo" \\
         [--backend native] [--seed 0] [--out bench/results/spectrograms.png]
 
-One panel per row (log-magnitude STFT, 0-8 kHz, 64 ms Hann windows); the conditioning F0
-is drawn over every panel, so voicing (harmonics stacked on it) is easy to see.
-``--wav-dir`` also writes the generated audio.
+One panel per row (log-magnitude STFT, 64 ms Hann windows); the conditioning F0 is drawn
+over every panel, so voicing (harmonics stacked on it) is easy to see. A model without
+local conditioning (the music corpus) generates as much audio as the recording, with the
+clip's tags. ``--wav-dir`` also writes the generated audio.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("bench/results/spectrograms.png"))
     p.add_argument("--wav-dir", type=Path)
+    p.add_argument("--max-hz", type=float, default=4000, help="top of the frequency axis")
     args = p.parse_args(argv)
     ds = load_manifest(args.data)
     entry = next((e for e in ds.entries if e.id == args.utt), None)
@@ -47,12 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no utterance {args.utt!r} in {args.data}")
     audio, feats = ds.load(entry)
     sr, hop = ds.sample_rate, ds.hop_length
-    rows = [("recording (eSpeak NG)", audio.astype(np.float32) / 32768.0)]
+    rows = [("recording", audio.astype(np.float32) / 32768.0)]
     for item in args.bundle:
         label, _, path = item.partition("=")
         with Vocoder.load(path, backend=args.backend) as voc:
             speaker = entry.speaker if voc.config.n_speakers else None
-            gen = voc.synthesize(feats, speaker=speaker, seed=args.seed)
+            local = voc.config.cond_channels > 0
+            gen = voc.synthesize(feats if local else None, speaker=speaker, seed=args.seed,
+                                 gc=ds.gc(entry),
+                                 n_samples=None if local else len(audio))
         rows.append((label, gen))
         if args.wav_dir:
             args.wav_dir.mkdir(parents=True, exist_ok=True)
@@ -78,9 +83,10 @@ def main(argv: list[str] | None = None) -> int:
             tf = (np.arange(len(f0)) + 0.5) * hop / sr
             track = np.where(vuv, f0, np.nan) if vuv is not None else f0
             ax.plot(tf, track, color="cyan", lw=0.8, alpha=0.8)
-        ax.set_ylim(0, 4000)
+        ax.set_ylim(0, args.max_hz)
         ax.set_ylabel("Hz")
-        ax.set_title(f"{label}: {args.utt}", fontsize=9)
+        tags = f" ({', '.join(entry.tags)})" if entry.tags else ""
+        ax.set_title(f"{label}: {args.utt}{tags}", fontsize=9)
     axes[-1].set_xlabel("seconds")
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
