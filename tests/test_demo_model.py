@@ -1,15 +1,14 @@
 """The shipped demo bundle and examples: what README's first command runs."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.shipped import ROOT, check_documented_evaluation
 from vocoder.api import Vocoder
 from vocoder.bundle import load_bundle
 from vocoder.inputs import load_features_file
 
-ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "models" / "demo"
 EXAMPLES = sorted((ROOT / "examples").glob("demo-*.npz"))
 
@@ -38,17 +37,10 @@ def test_there_are_examples():
 
 def test_the_documented_evaluation_is_of_the_shipped_weights():
     """models/demo/evaluation.json (the numbers README quotes) measured these weights."""
-    import json
-
-    ev = json.loads((DEMO / "evaluation.json").read_text())
-    assert ev["weights_sha256"] == load_bundle(DEMO).weights_sha256
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### The shipped demo model"):]
-    section = section[:section.index("\n## ")]
-    for quoted in (f"{100 * ev['vuv_error_rate']:.0f} %", f"{ev['f0_error_cents_median']:.0f} c",
-                   f"{ev['mcd_db']:.1f} dB", f"{ev['stoi_mean']:.2f}",
-                   f"{ev['nll_bits_per_sample']:.2f}"):
-        assert quoted in section, quoted
+    check_documented_evaluation(DEMO, "### The shipped demo model", "\n## ", lambda ev: [
+        f"{100 * ev['vuv_error_rate']:.0f} %", f"{ev['f0_error_cents_median']:.0f} c",
+        f"{ev['mcd_db']:.1f} dB", f"{ev['stoi_mean']:.2f}",
+        f"{ev['nll_bits_per_sample']:.2f}"])
 
 
 def test_the_demo_model_voices_what_its_features_mark_voiced():
