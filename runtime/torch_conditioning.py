@@ -18,8 +18,10 @@ def torch_condition(model, device, features, speaker, gc, start: int, stop: int,
                                                              device=device)
     with torch.no_grad():
         if features is None:
+            # detach: with no speaker and no gc this is a view of the gate_bias parameter,
+            # which still requires grad.
             return model.condition(None, t(speaker, torch.int64), stop - start,
-                                   gc=t(gc, torch.float32), batch=batch)
+                                   gc=t(gc, torch.float32), batch=batch).detach()
         return model.condition(t(features, torch.float32), t(speaker, torch.int64),
                                gc=t(gc, torch.float32))[:, start:stop]
 

@@ -184,6 +184,17 @@ def test_unconditional_model_needs_n_samples(tmp_path):
     assert np.array_equal(a, b)
 
 
+def test_a_model_with_no_conditioning_at_all_runs_on_every_cpu_backend(tmp_path):
+    """No features, no speaker, no gc: the gate bias alone conditions every step."""
+    make_bundle(tmp_path, make_config(cond_channels=0))
+    out = {}
+    for backend in ("onnxruntime", "torch", "native"):
+        with Vocoder.load(tmp_path, backend=backend) as voc:
+            out[backend] = voc.synthesize(None, n_samples=300, seed=2)
+    assert np.array_equal(out["onnxruntime"], out["torch"])
+    assert np.array_equal(out["onnxruntime"], out["native"])
+
+
 def test_requested_provider_that_cannot_start_is_an_error(cond_bundle):
     import onnxruntime as ort
 
