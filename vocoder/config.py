@@ -191,10 +191,16 @@ def dataclass_from_dict(cls, d: Any, what: str):
         raise VocoderError(f"invalid {what}: {e}") from None
 
 
+def _doubling(n: int, limit: int, restart: int) -> list[int]:
+    """n dilations 1, 2, 4, ... up to ``limit`` (a power of two), then again from 1, and
+    from 1 at every ``restart``-th layer too."""
+    cycle = int(math.log2(limit)) + 1
+    return [2 ** ((i % restart) % cycle) for i in range(n)]
+
+
 def dilations(cfg: WaveNetConfig) -> list[int]:
     """Dilation d_l of each layer: 1, 2, 4, ... up to the limit, restarting at each stack."""
-    cycle = int(math.log2(cfg.dilation_limit)) + 1
-    return [2 ** ((i % cfg.layers_per_stack) % cycle) for i in range(cfg.layers)]
+    return _doubling(cfg.layers, cfg.dilation_limit, cfg.layers_per_stack)
 
 
 def receptive_field(cfg: WaveNetConfig) -> int:
@@ -222,8 +228,7 @@ def context_dilations(cfg: WaveNetConfig) -> list[int]:
     ``context_dilation_limit``, then again from 1; [] without a context stack."""
     if not cfg.context_pool:
         return []
-    cycle = int(math.log2(cfg.context_dilation_limit)) + 1
-    return [2 ** (i % cycle) for i in range(cfg.context_layers)]
+    return _doubling(cfg.context_layers, cfg.context_dilation_limit, cfg.context_layers)
 
 
 def context_receptive_field(cfg: WaveNetConfig) -> int:

@@ -126,7 +126,7 @@ class Group:
 def context_frames(cfg: WaveNetConfig) -> int:
     """Frames of audio context before a crop: enough for the main stack's receptive
     field (a context stack may need more: :func:`window_start`)."""
-    return math.ceil((1 + sum(dilations(cfg)) - 1) / cfg.hop_length)
+    return math.ceil(sum(dilations(cfg)) / cfg.hop_length)  # receptive field - 1
 
 
 def window_start(cfg: WaveNetConfig, start: int) -> int:
