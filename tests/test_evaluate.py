@@ -120,6 +120,36 @@ def test_metrics_of_an_oracle_that_follows_the_features(run, tmp_path, monkeypat
     assert bad["vuv_error_rate"] > 0.5
 
 
+@needs_pyworld
+def test_mcd_of_the_references_mulaw_copy_is_the_floor(run, tmp_path, monkeypatch):
+    """A 'vocoder' that returns the reference's own mu-law copy scores exactly the
+    quantised-reference MCD, which is above 0; the recording itself scores 0."""
+    from vocoder.api import Vocoder
+    from vocoder.data.corpus import load_manifest
+    from vocoder.mulaw import dequantize, quantize
+
+    _, bundle = run
+    q = json.loads((Path(bundle) / "config.json").read_text())["model"][
+        "quantization_channels"]
+    data = write_dataset(tmp_path / "d", n_train=1, n_test=2, frames=120, hop=80,
+                         noise=0.01)
+    ds = load_manifest(data)
+    refs = {}
+    for e in ds.entries:
+        audio16, feats = ds.load(e)
+        refs[feats.tobytes()] = audio16.astype(np.float64) / 32768.0
+    monkeypatch.setattr(Vocoder, "synthesize", lambda self, f, *a, **k: dequantize(
+        quantize(refs[f.tobytes()], q), q))
+    copy = evaluate(bundle, data, n=2, backend="torch", pitch_semitones=0, asr=False)
+    assert copy["mcd_db_quantized_reference"] > 0.1
+    assert copy["mcd_db"] == pytest.approx(copy["mcd_db_quantized_reference"], abs=1e-3)
+    assert "reference mu-law copy" in format_report(copy)
+    monkeypatch.setattr(Vocoder, "synthesize", lambda self, f, *a, **k: refs[f.tobytes()])
+    exact = evaluate(bundle, data, n=2, backend="torch", pitch_semitones=0, asr=False)
+    assert exact["mcd_db"] == 0.0
+    assert exact["mcd_db_quantized_reference"] == copy["mcd_db_quantized_reference"]
+
+
 def test_intelligibility_of_an_oracle_that_returns_the_recording(run, tmp_path, monkeypatch):
     """Generated audio = the reference recording: STOI 1, top PESQ, and the ASR scores of
     the generated and the reference clip identical (same decoder settings), ratio 1."""

@@ -16,7 +16,10 @@ Metrics, on the dataset's test split (the train split if it has no test split):
     the CheapTrick envelope (``pyworld.code_spectral_envelope``, ``MCEP_DIMS``
     coefficients, c0 excluded), frame by frame without time warping (the generated audio
     follows the reference's timing), averaged over frames whose reference level is within
-    ``MCD_FLOOR_DB`` of the utterance's loudest frame (silence is left out);
+    ``MCD_FLOOR_DB`` of the utterance's loudest frame (silence is left out). Beside it,
+    ``mcd_db_quantized_reference``: the same MCD of the reference's own mu-law copy at the
+    bundle's ``quantization_channels``, the least a model of those classes can score
+    (quantisation noise fills the envelope's valleys in quiet frames, so it is not 0);
   - **pitch control**: the ``log_f0`` feature shifted by +/- ``pitch_semitones``
     (``+ ln 2 * k / 12``): how far the generated F0 moved against the unshifted
     generation (median cents over frames voiced in both), and its error from the target.
@@ -168,6 +171,11 @@ def mel_cepstra(audio: np.ndarray, sample_rate: int, hop_length: int, n_frames: 
     return mc[:n_frames]
 
 
+def _mcd_frames(mc_a: np.ndarray, mc_b: np.ndarray) -> np.ndarray:
+    """(n_frames,) MCD in dB between two (n_frames, dims) mel-cepstra, c0 left out."""
+    return _MCD_K * np.sqrt(np.sum((mc_a - mc_b)[:, 1:] ** 2, axis=1))
+
+
 def _frame_level_db(audio: np.ndarray, hop: int, n_frames: int) -> np.ndarray:
     frames = np.asarray(audio[: n_frames * hop], np.float64).reshape(n_frames, hop)
     return 10.0 * np.log10(np.mean(frames * frames, axis=1) + 1e-12)
@@ -179,6 +187,7 @@ class _Pooled:
     vuv_wrong: int = 0
     vuv_frames: int = 0
     mcd: list | None = None
+    mcd_quantized: list | None = None
 
 
 @dataclass
@@ -330,7 +339,7 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
     from vocoder.api import Vocoder
     from vocoder.data.corpus import load_manifest
     from vocoder.excitation import with_phase
-    from vocoder.mulaw import quantize
+    from vocoder.mulaw import dequantize, quantize
     from vocoder.train.data import Utterance
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
@@ -392,7 +401,7 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
             result["notes"].append("the features have no 'log_f0': F0 and pitch checks "
                                    "skipped")
         tools = _intelligibility_setup(cfg.sample_rate, asr, result["notes"])
-        pooled = _Pooled([], mcd=[])
+        pooled = _Pooled([], mcd=[], mcd_quantized=[])
         moved: dict[str, list] = {"up": [], "down": []}
         rows, synth_time, synth_samples = [], 0.0, 0
         if audio_dir is not None:
@@ -435,10 +444,14 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
                                              if both.any() else None)
                 level = _frame_level_db(ref, hop, tf)
                 loud = level > level.max() - MCD_FLOOR_DB
-                d = mel_cepstra(gen, sr, hop, tf) - mel_cepstra(ref, sr, hop, tf)
-                mcd = _MCD_K * np.sqrt(np.sum(d[:, 1:] ** 2, axis=1))
+                mc_ref = mel_cepstra(ref, sr, hop, tf)
+                mcd = _mcd_frames(mel_cepstra(gen, sr, hop, tf), mc_ref)
                 pooled.mcd.extend(mcd[loud].tolist())
                 row["mcd_db"] = round(float(np.mean(mcd[loud])), 3)
+                copy = dequantize(quantize(ref, cfg.quantization_channels),
+                                  cfg.quantization_channels)
+                pooled.mcd_quantized.extend(
+                    _mcd_frames(mel_cepstra(copy, sr, hop, tf), mc_ref)[loud].tolist())
                 if i_f0 is not None and pitch_semitones:
                     for name, sign in (("up", 1.0), ("down", -1.0)):
                         shifted = feats.copy()
@@ -467,6 +480,9 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
             result["f0_error_cents_median"] = med(pooled.f0_cents)
             result["vuv_error_rate"] = round(pooled.vuv_wrong / max(pooled.vuv_frames, 1), 4)
             result["mcd_db"] = (round(float(np.mean(pooled.mcd)), 3) if pooled.mcd else None)
+            result["mcd_db_quantized_reference"] = (
+                round(float(np.mean(pooled.mcd_quantized)), 3) if pooled.mcd_quantized
+                else None)
             if i_f0 is not None and pitch_semitones:
                 target = 100.0 * pitch_semitones
                 up, down = med(moved["up"]), med(moved["down"])
@@ -510,7 +526,9 @@ def format_report(result: dict[str, Any]) -> str:
         lines += [f"{'F0 error, median (cents)':<34}"
                   f"{fmt(result.get('f0_error_cents_median')):>12}",
                   f"{'V/UV error rate':<34}{fmt(result.get('vuv_error_rate')):>12}",
-                  f"{'MCD (dB)':<34}{fmt(result.get('mcd_db')):>12}"]
+                  f"{'MCD (dB)':<34}{fmt(result.get('mcd_db')):>12}",
+                  f"{'  of the reference mu-law copy':<34}"
+                  f"{fmt(result.get('mcd_db_quantized_reference')):>12}"]
     if "stoi_mean" in result:
         lines.append(f"{'STOI, mean':<34}{fmt(result['stoi_mean']):>12}")
     if "pesq_wb_mean" in result:
