@@ -28,11 +28,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         raise VocoderError("vocoder train needs --data DIR (a dataset directory)")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    preset = None if args.resume else load_preset(args.config)
+    # --init-from without --config keeps the source bundle's architecture and training
+    preset = (None if args.resume or (args.init_from and not args.config)
+              else load_preset(args.config))
     if args.resume and args.config:
         print("note: --resume continues with the checkpoint's own configs; --config ignored")
     res = train(args.data, args.out, preset, resume=args.resume, steps=args.steps,
-                export=not args.no_export, progress=not args.quiet, device=args.device)
+                export=not args.no_export, progress=not args.quiet, device=args.device,
+                init_from=args.init_from)
     if res.bundle is None:
         return 0  # a rank other than 0 under torchrun
     m = res.metrics
@@ -72,6 +75,10 @@ def register(subparsers) -> None:
     s.add_argument("--resume", action="store_true",
                    help="continue bit-for-bit from the newest checkpoint in --out")
     s.add_argument("--steps", type=int, help="total steps (overrides the preset)")
+    s.add_argument("--init-from", metavar="BUNDLE",
+                   help="start a new run from this bundle's weights (fine-tuning, or a "
+                   "model that adds the F0 excitation); without --config, with its "
+                   "architecture and training config")
     s.add_argument("--device", help="cpu, cuda, cuda:1 (default: the GPU if any)")
     s.add_argument("--no-export", action="store_true",
                    help="write the final bundle without its ONNX graphs")

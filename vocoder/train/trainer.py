@@ -412,8 +412,8 @@ def _resolve_configs(run_dir: Path, preset: Preset | None, resume: bool, steps: 
 
 def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = None, *,
           resume: bool = False, steps: int | None = None, stop_at: int | None = None,
-          export: bool = True, progress: bool = True, device: str | None = None
-          ) -> TrainResult:
+          export: bool = True, progress: bool = True, device: str | None = None,
+          init_from: str | Path | None = None) -> TrainResult:
     """Train a WaveNet on the dataset ``data_dir`` into the run directory ``out_dir``.
 
     ``preset`` gives the architecture and :class:`TrainConfig` (default: the built-in
@@ -421,11 +421,26 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
     overrides ``TrainConfig.steps`` (which also sets the cosine schedule's length).
     ``stop_at`` ends the run early after that step, as if interrupted right after a
     checkpoint (the schedule still spans ``steps``): the run can be resumed. The finished
-    run writes ``out_dir/bundle`` and, when ``export``, its ONNX graphs.
+    run writes ``out_dir/bundle`` and, when ``export``, its ONNX graphs. ``init_from``, a
+    bundle directory, starts a new run from its weights (:mod:`vocoder.train.init_from`;
+    without a ``preset``, with its architecture and training config).
     """
     t_start = time.perf_counter()
-    info = setup_distributed(device)
     run_dir = Path(out_dir)
+    source = None
+    if init_from is not None:
+        if resume:
+            raise VocoderError("--init-from starts a new run from a bundle's weights; "
+                               "--resume continues a run from its own checkpoint")
+        from vocoder.bundle import load_bundle
+        from vocoder.train.init_from import source_model_fields
+
+        source = load_bundle(init_from)
+        if preset is None:
+            given = source.training.get("train_config")
+            preset = Preset(source_model_fields(source),
+                            TrainConfig.from_dict(given) if given else TrainConfig())
+    info = setup_distributed(device)
     # The data decides cond_channels, n_speakers and gc_channels, so peek at corpus.json
     # before the (slower) full load, which needs the config's quantisation.
     dims = _dataset_dims(Path(data_dir)) if not resume else None
@@ -441,6 +456,13 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
     if cfg.excitation and state is None:
         cfg = cfg.replace(**excitation_fields(data.spec))
     data.check_model(cfg)
+    if source is not None:
+        from vocoder.train.init_from import check_same_inputs
+
+        check_same_inputs(source, data.spec, data.tags, data_dir)
+        init_info = {"bundle": str(source.path), "weights_sha256": source.weights_sha256}
+    else:
+        init_info = None if state is None else state.get("init_from")
     if info.main:
         run_dir.mkdir(parents=True, exist_ok=True)
     _barrier(info)
@@ -449,7 +471,14 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
     random.seed(tcfg.seed + info.rank)
     np.random.seed(tcfg.seed + info.rank)  # noqa: NPY002 (the legacy global, for others)
     torch.manual_seed(tcfg.seed)  # same initial weights on every rank
-    model = WaveNet(cfg).to(info.device)
+    model = WaveNet(cfg)
+    if source is not None:
+        from vocoder.train.init_from import transfer_weights
+
+        log.info("initialised from %s: %s", source.path,
+                 transfer_weights(model, source.weights).summary())
+        del source
+    model = model.to(info.device)
     optimizer, scheduler, ema = optimization(model, tcfg)
     use_amp = info.device.type == "cuda" and tcfg.amp != "off"
     amp_dtype = torch.bfloat16 if tcfg.amp == "bf16" else torch.float16
@@ -482,7 +511,8 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
     elif info.main:
         write_text_atomic(run_dir / "run.json", _json({"model": cfg.to_dict(),
                                                       "train": tcfg.to_dict(),
-                                                      "data": str(Path(data_dir))}))
+                                                      "data": str(Path(data_dir)),
+                                                      "init_from": init_info}))
     ddp_model = wrap_ddp(model, info)
     eval_model = copy.deepcopy(model).eval() if ema is not None else model
     autocast = (lambda: torch.autocast("cuda", dtype=amp_dtype)) if use_amp else (lambda: None)
@@ -570,6 +600,7 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
                         "ema": ema.state_dict() if ema is not None else None,
                         "scaler": scaler.state_dict() if scaler is not None else None,
                         "rng": rngs, "metrics": metrics, "world_size": info.world,
+                        "init_from": init_info,
                         "elapsed_s": elapsed_before + time.perf_counter() - t_start,
                     }, tcfg.keep_last)
                 _barrier(info)
@@ -585,7 +616,8 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
         if ema is not None:
             eval_model.load_state_dict(ema.state_dict())
         bundle_path = write_run_bundle(eval_model, cfg, tcfg, data, run_dir / "bundle", step,
-                                       metrics, elapsed, samples_per_s, info, export=export)
+                                       metrics, elapsed, samples_per_s, info, export=export,
+                                       init_from=init_info)
     # Release DDP's reducer (it holds the process group) on every rank before the group
     # goes: a gloo group destroyed later, by the garbage collector, could hang in its
     # destructor on one rank while the other rank was already elsewhere.
@@ -601,8 +633,10 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
 
 def write_run_bundle(model: WaveNet, cfg: WaveNetConfig, tcfg: TrainConfig, data: TrainData,
                      path: Path, step: int, metrics: dict[str, float], elapsed: float,
-                     samples_per_s: float, info: DistInfo, export: bool = True) -> Path:
-    """Save the trained weights with the feature spec and provenance; export ONNX."""
+                     samples_per_s: float, info: DistInfo, export: bool = True,
+                     init_from: dict[str, str] | None = None) -> Path:
+    """Save the trained weights with the feature spec and provenance (``init_from``: the
+    bundle the run started from, if any); export ONNX."""
     from vocoder.bundle import save_bundle
 
     training = {
@@ -618,6 +652,8 @@ def write_run_bundle(model: WaveNet, cfg: WaveNetConfig, tcfg: TrainConfig, data
         "machine": machine_info(info.device, info.world),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if init_from:
+        training["init_from"] = init_from
     save_bundle(model.to("cpu"), cfg, path, feature_spec=data.spec, training=training,
                 tags=data.tags)
     if export:
@@ -658,6 +694,8 @@ def bundle_from_checkpoint(run_dir: str | Path, out: str | Path, step: int | Non
                 "time_s": round(float(state.get("elapsed_s", 0.0)), 1),
                 "weights": "ema" if state.get("ema") is not None else "final",
                 "train_config": tcfg.to_dict()}
+    if state.get("init_from"):
+        training["init_from"] = state["init_from"]
     path = save_bundle(model, cfg, out, feature_spec=None if spec is None
                        else FeatureSpec.from_dict(spec), training=training,
                        tags=state.get("tags"))

@@ -1,0 +1,129 @@
+"""``train(init_from=BUNDLE)``: a new run that starts from a trained bundle's weights."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.train.synth import tiny_model_fields, write_dataset
+from vocoder.bundle import load_bundle
+from vocoder.errors import VocoderError
+from vocoder.excitation import config_fields, with_phase
+from vocoder.model import WaveNet
+from vocoder.train import Preset, TrainConfig, train
+from vocoder.train.data import load_train_data
+from vocoder.train.init_from import transfer_weights
+from vocoder.train.trainer import list_checkpoints, load_checkpoint
+
+
+def _train_cfg(**fields) -> TrainConfig:
+    base = dict(batch_size=4, crop_frames=8, lr=3e-3, warmup_steps=2, log_every=2,
+                val_every=1000, checkpoint_every=1000, steps=3, ema_decay=0.0)
+    return TrainConfig(**{**base, **fields})
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("data") / "d", n_train=4, n_test=2,
+                         frames=40)
+
+
+@pytest.fixture(scope="module")
+def source(data, tmp_path_factory):
+    """A bundle trained for a few steps: the model the tests start from."""
+    torch.set_num_threads(1)
+    run = tmp_path_factory.mktemp("src") / "run"
+    res = train(data, run, Preset(tiny_model_fields(), _train_cfg(steps=6)),
+                export=False, progress=False, device="cpu")
+    return res.bundle
+
+
+def _logits(model, data, cfg):
+    d = load_train_data(data)
+    u = d.test[0]
+    feats = torch.from_numpy(with_phase(u.features, cfg))[None]
+    x = torch.from_numpy(np.asarray(u.classes[:-1], np.int64))[None]
+    with torch.no_grad():
+        return model.eval()(x, feats, torch.tensor([u.speaker]))
+
+
+def test_an_excitation_model_starts_computing_what_its_source_did(source, data):
+    """The excitation's columns of cond_proj start at zero: the grown model's logits equal
+    the source's exactly, and every other tensor is copied."""
+    b = load_bundle(source)
+    src_model = b.build_model()
+    spec = load_train_data(data).spec
+    cfg = b.config.replace(excitation=2, **config_fields(spec))
+    grown = WaveNet(cfg)
+    report = transfer_weights(grown, b.weights)
+    assert report.widened == ["cond_proj.weight"] and not report.fresh
+    assert len(report.copied) == len(b.weights) - 1 and not report.unused
+    w = grown.state_dict()["cond_proj.weight"]
+    assert torch.count_nonzero(w[:, cfg.cond_hidden:]) == 0
+    np.testing.assert_array_equal(w[:, : cfg.cond_hidden].numpy(),
+                                  b.weights["cond_proj.weight"])
+    torch.testing.assert_close(_logits(grown, data, cfg), _logits(src_model, data, b.config),
+                               rtol=0, atol=1e-5)
+
+
+def test_mismatched_tensors_stay_fresh_and_no_fit_is_an_error(source):
+    b = load_bundle(source)
+    wider_speakers = WaveNet(b.config.replace(n_speakers=b.config.n_speakers + 1))
+    report = transfer_weights(wider_speakers, b.weights)
+    assert report.fresh == ["speaker_embed.weight"], report.fresh
+    assert "speaker_embed.weight" in report.summary()
+    other = WaveNet(b.config.replace(residual_channels=4, gate_channels=6, skip_channels=10,
+                                     cond_hidden=5, quantization_channels=64,
+                                     n_speakers=1))
+    with pytest.raises(VocoderError, match="no tensor of the source bundle fits"):
+        transfer_weights(other, b.weights)
+
+
+def test_a_fine_tuning_run_keeps_the_source_architecture_and_records_it(source, data,
+                                                                          tmp_path):
+    res = train(data, tmp_path / "ft", None, init_from=source, steps=2, export=False,
+                progress=False, device="cpu")
+    b, src = load_bundle(res.bundle), load_bundle(source)
+    assert b.config == src.config
+    assert b.training["steps"] == 2
+    assert b.training["init_from"] == {"bundle": str(source),
+                                       "weights_sha256": src.weights_sha256}
+    run = json.loads((tmp_path / "ft" / "run.json").read_text())
+    assert run["init_from"]["weights_sha256"] == src.weights_sha256
+    # it started from the source, not from scratch: 2 steps from a random start leave the
+    # weights far from the source's, 2 fine-tuning steps at a small rate leave them close
+    ft = train(data, tmp_path / "ft2", Preset(tiny_model_fields(), _train_cfg(
+        lr=1e-5, steps=2)), init_from=source, export=False, progress=False, device="cpu")
+    near = load_checkpoint(list_checkpoints(ft.run_dir)[-1][1])["model"]
+    for name, w in src.weights.items():
+        np.testing.assert_allclose(near[name].numpy(), w, atol=1e-4, err_msg=name)
+
+
+def test_init_from_errors(source, data, tmp_path):
+    with pytest.raises(VocoderError, match="--resume continues"):
+        train(data, tmp_path / "r", None, init_from=source, resume=True, progress=False,
+              device="cpu")
+    other = write_dataset(tmp_path / "o", n_train=2, n_test=1, frames=20)
+    info = json.loads((other / "corpus.json").read_text())
+    info["feature_names"][2] = "energy"
+    (other / "corpus.json").write_text(json.dumps(info))
+    with pytest.raises(VocoderError, match="other features .*'ramp' vs 'energy'"):
+        train(other, tmp_path / "r2", None, init_from=source, steps=1, export=False,
+              progress=False, device="cpu")
+    with pytest.raises(VocoderError, match="config.json"):
+        train(data, tmp_path / "r3", None, init_from=tmp_path / "nowhere", steps=1,
+              progress=False, device="cpu")
+
+
+def test_cli_init_from(source, data, tmp_path, capsys):
+    from vocoder.cli import main
+
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "c"), "--init-from",
+                 str(source), "--steps", "1", "--no-export", "-q", "--device", "cpu"]) == 0
+    assert "trained 1 steps" in capsys.readouterr().out
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "c"), "--resume",
+                 "--init-from", str(source), "-q", "--device", "cpu"]) == 2
+    assert "--init-from starts a new run" in capsys.readouterr().err

@@ -1,0 +1,115 @@
+"""Start a training run from a trained bundle's weights (``vocoder train --init-from``).
+
+Fine-tuning a shipped model on one's own recordings, or growing a trained model (adding
+the F0 excitation input), starts from weights that already model speech. The new run
+has its own optimiser, schedule and step count; only the weights carry over:
+
+* every tensor whose name and shape the source has is copied;
+* ``cond_proj.weight`` of a model that adds the F0 excitation to the source's
+  architecture, ``(L * G, C + 2 * excitation, 1)`` against the source's ``(L * G, C, 1)``,
+  takes the source's columns and zeros in the excitation's, so that the new model starts
+  out computing exactly what the source did;
+* anything else keeps its fresh initialisation and is reported (e.g. the speaker table
+  of a dataset with other speakers).
+
+The source must read the same features (names, hop, mel analysis) and tags as the new
+dataset: conditioning weights learnt for other inputs would be silently wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vocoder.errors import VocoderError
+
+#: Model fields the dataset decides; a source bundle's values are not carried over.
+DATA_FIELDS = ("cond_channels", "n_speakers", "gc_channels", "f0_feature", "vuv_feature",
+               "log_f0_mean", "log_f0_std")
+WIDENABLE = ("cond_proj.weight",)
+
+
+@dataclass
+class WeightTransfer:
+    """What :func:`transfer_weights` did, by tensor name."""
+
+    copied: list[str] = field(default_factory=list)
+    widened: list[str] = field(default_factory=list)
+    fresh: list[str] = field(default_factory=list)
+    unused: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{len(self.copied)} tensors copied"]
+        if self.widened:
+            parts.append(f"{', '.join(self.widened)} widened (new columns zero)")
+        if self.fresh:
+            parts.append(f"freshly initialised: {', '.join(self.fresh)}")
+        if self.unused:
+            parts.append(f"not used from the source: {', '.join(self.unused)}")
+        return "; ".join(parts)
+
+
+def transfer_weights(model: torch.nn.Module, source: dict[str, np.ndarray]
+                     ) -> WeightTransfer:
+    """Copy ``source`` (name -> array) into ``model`` in place by the rules above."""
+    report = WeightTransfer()
+    own = model.state_dict()
+    with torch.no_grad():
+        for name, target in own.items():
+            src = source.get(name)
+            if src is None:
+                report.fresh.append(name)
+                continue
+            src_t = torch.from_numpy(np.array(src)).to(target.dtype)
+            if tuple(src_t.shape) == tuple(target.shape):
+                target.copy_(src_t)
+                report.copied.append(name)
+            elif (name in WIDENABLE and src_t.ndim == target.ndim
+                  and src_t.shape[0] == target.shape[0] and src_t.shape[2:] == target.shape[2:]
+                  and src_t.shape[1] < target.shape[1]):
+                target.zero_()
+                target[:, : src_t.shape[1]].copy_(src_t)
+                report.widened.append(name)
+            else:
+                report.fresh.append(name)
+    report.unused = sorted(set(source) - set(own))
+    if not report.copied and not report.widened:
+        raise VocoderError("--init-from: no tensor of the source bundle fits this model "
+                           "(a different architecture?)")
+    return report
+
+
+def source_model_fields(bundle) -> dict[str, Any]:
+    """The source bundle's model config without the fields the dataset decides: the
+    architecture a fine-tuning run keeps when no ``--config`` is given."""
+    return {k: v for k, v in bundle.config.to_dict().items() if k not in DATA_FIELDS}
+
+
+def check_same_inputs(bundle, spec, tags: list[str], data_dir: str | Path) -> None:
+    """Refuse a source bundle that reads other features or tags than the dataset."""
+    src = bundle.feature_spec
+    where = f"--init-from {bundle.path}"
+    if (src is None) != (spec is None):
+        raise VocoderError(f"{where}: the bundle is {'un' if src is None else ''}conditioned "
+                           f"on frame features but {data_dir} has "
+                           f"{'none' if spec is None else 'some'}")
+    if src is not None:
+        if tuple(src.names) != tuple(spec.names):
+            diff = next((f"feature {i}: {a!r} vs {b!r}" for i, (a, b)
+                         in enumerate(zip(src.names, spec.names)) if a != b),
+                        f"{len(src.names)} vs {len(spec.names)} features")
+            raise VocoderError(f"{where}: the bundle reads other features than {data_dir} "
+                               f"({diff})")
+        if src.hop_length != spec.hop_length:
+            raise VocoderError(f"{where}: the bundle's hop is {src.hop_length} samples, "
+                               f"{data_dir}'s is {spec.hop_length}")
+        if src.mel != spec.mel:
+            raise VocoderError(f"{where}: the bundle's mel analysis differs from "
+                               f"{data_dir}'s")
+    if list(bundle.tags) != list(tags):
+        raise VocoderError(f"{where}: the bundle's tags {list(bundle.tags)} differ from "
+                           f"{data_dir}'s {list(tags)}")
