@@ -40,7 +40,7 @@ def test_the_documented_evaluation_is_of_the_shipped_weights():
     check_documented_evaluation(DEMO, "### The shipped demo model", "\n## ", lambda ev: [
         f"{100 * ev['vuv_error_rate']:.0f} %", f"{ev['f0_error_cents_median']:.0f} c",
         f"{ev['mcd_db']:.1f} dB", f"{ev['stoi_mean']:.2f}",
-        f"{ev['nll_bits_per_sample']:.2f}"])
+        f"{ev['nll_bits_per_sample']:.2f}", f"{ev['mcd_db_quantized_reference']:.1f} dB"])
 
 
 def test_the_demo_model_voices_what_its_features_mark_voiced():
