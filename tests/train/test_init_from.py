@@ -113,6 +113,12 @@ def test_init_from_errors(source, data, tmp_path):
     with pytest.raises(VocoderError, match="other features .*'ramp' vs 'energy'"):
         train(other, tmp_path / "r2", None, init_from=source, steps=1, export=False,
               progress=False, device="cpu")
+    from tests.train.synth_tags import write_tagged_dataset
+
+    plain = write_tagged_dataset(tmp_path / "plain", tagged=False)
+    with pytest.raises(VocoderError, match="the bundle reads frame features but .* none"):
+        train(plain, tmp_path / "r4", None, init_from=source, steps=1, export=False,
+              progress=False, device="cpu")
     with pytest.raises(VocoderError, match="config.json"):
         train(data, tmp_path / "r3", None, init_from=tmp_path / "nowhere", steps=1,
               progress=False, device="cpu")

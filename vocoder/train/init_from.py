@@ -94,9 +94,8 @@ def check_same_inputs(bundle, spec, tags: list[str], data_dir: str | Path) -> No
     src = bundle.feature_spec
     where = f"--init-from {bundle.path}"
     if (src is None) != (spec is None):
-        raise VocoderError(f"{where}: the bundle is {'un' if src is None else ''}conditioned "
-                           f"on frame features but {data_dir} has "
-                           f"{'none' if spec is None else 'some'}")
+        raise VocoderError(f"{where}: the bundle reads {'no ' if src is None else ''}frame "
+                           f"features but {data_dir} has {'none' if spec is None else 'some'}")
     if src is not None:
         if tuple(src.names) != tuple(spec.names):
             diff = next((f"feature {i}: {a!r} vs {b!r}" for i, (a, b)
