@@ -110,6 +110,10 @@ def test_metrics_of_an_oracle_that_follows_the_features(run, tmp_path, monkeypat
     res = evaluate(bundle, data, n=1, backend="torch")
     assert res["f0_error_cents_median"] < 15
     assert res["vuv_error_rate"] < 0.1
+    missed = res["vuv_missed_by_onset_ms"]
+    assert list(missed) == ["0-25", "25-50", "50-100", "100-200", "200+"]
+    assert all(rate < 0.2 for rate in missed.values() if rate is not None), missed
+    assert "since the onset 0-25" in format_report(res)
     assert abs(res["pitch_shift"]["up_cents"] - 300) < 15
     assert abs(res["pitch_shift"]["down_cents"] + 300) < 15
     # independent noise floors keep the MCD of a tone above 0; noise alone is far worse
@@ -118,6 +122,8 @@ def test_metrics_of_an_oracle_that_follows_the_features(run, tmp_path, monkeypat
     bad = evaluate(bundle, data, n=1, backend="torch", pitch_semitones=0)
     assert res["mcd_db"] < bad["mcd_db"] - 3, (res["mcd_db"], bad["mcd_db"])
     assert bad["vuv_error_rate"] > 0.5
+    assert all(rate > 0.5 for rate in bad["vuv_missed_by_onset_ms"].values()
+               if rate is not None), bad["vuv_missed_by_onset_ms"]
 
 
 @needs_pyworld

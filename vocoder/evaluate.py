@@ -10,7 +10,10 @@ Metrics, on the dataset's test split (the train split if it has no test split):
     cents, where F0_cond is the conditioning ``log_f0`` feature and the generated F0 is
     extracted at the same hop (``vocoder.features.f0.extract_f0``, DIO + StoneMask);
   - **V/UV error**: fraction of frames whose voicing differs from the conditioning
-    ``vuv`` feature (from the reference audio if the features have none);
+    ``vuv`` feature (from the reference audio if the features have none); beside it
+    ``vuv_missed_by_onset_ms``, the share of reference-voiced frames left unvoiced, by
+    the time since their voiced stretch began (:mod:`vocoder.voicing_onsets`: late
+    onsets and drift while running free read differently there);
   - **MCD**: mel-cepstral distortion ``(10 / ln 10) sqrt(2 sum_{d>=1} (c_d - c'_d)^2)`` dB
     between generated and reference audio, where ``c`` is WORLD's mel-cepstral coding of
     the CheapTrick envelope (``pyworld.code_spectral_envelope``, ``MCEP_DIMS``
@@ -70,6 +73,7 @@ from typing import Any
 import numpy as np
 
 from vocoder.errors import VocoderError
+from vocoder.voicing_onsets import ONSET_BINS_MS, missed_by_onset, onset_bin_labels
 
 MCEP_DIMS = 25
 MCD_FLOOR_DB = 40.0
@@ -188,6 +192,8 @@ class _Pooled:
     vuv_frames: int = 0
     mcd: list | None = None
     mcd_quantized: list | None = None
+    onset_missed: np.ndarray | None = None
+    onset_total: np.ndarray | None = None
 
 
 @dataclass
@@ -401,7 +407,9 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
             result["notes"].append("the features have no 'log_f0': F0 and pitch checks "
                                    "skipped")
         tools = _intelligibility_setup(cfg.sample_rate, asr, result["notes"])
-        pooled = _Pooled([], mcd=[], mcd_quantized=[])
+        pooled = _Pooled([], mcd=[], mcd_quantized=[],
+                         onset_missed=np.zeros(len(ONSET_BINS_MS), int),
+                         onset_total=np.zeros(len(ONSET_BINS_MS), int))
         moved: dict[str, list] = {"up": [], "down": []}
         rows, synth_time, synth_samples = [], 0.0, 0
         if audio_dir is not None:
@@ -436,6 +444,9 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
                 pooled.vuv_wrong += wrong
                 pooled.vuv_frames += tf
                 row["vuv_error"] = round(wrong / tf, 4)
+                missed, total = missed_by_onset(voiced_ref, voiced_gen, 1000.0 * hop / sr)
+                pooled.onset_missed += missed
+                pooled.onset_total += total
                 if i_f0 is not None:
                     both = voiced_gen & voiced_ref
                     cents = np.abs(log_f0_gen - feats[:, i_f0]) * _CENTS
@@ -479,6 +490,10 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
         if pw_ok and chosen:
             result["f0_error_cents_median"] = med(pooled.f0_cents)
             result["vuv_error_rate"] = round(pooled.vuv_wrong / max(pooled.vuv_frames, 1), 4)
+            result["vuv_missed_by_onset_ms"] = {
+                label: (round(float(m / t), 4) if t else None)
+                for label, m, t in zip(onset_bin_labels(), pooled.onset_missed,
+                                       pooled.onset_total)}
             result["mcd_db"] = (round(float(np.mean(pooled.mcd)), 3) if pooled.mcd else None)
             result["mcd_db_quantized_reference"] = (
                 round(float(np.mean(pooled.mcd_quantized)), 3) if pooled.mcd_quantized
@@ -526,6 +541,9 @@ def format_report(result: dict[str, Any]) -> str:
         lines += [f"{'F0 error, median (cents)':<34}"
                   f"{fmt(result.get('f0_error_cents_median')):>12}",
                   f"{'V/UV error rate':<34}{fmt(result.get('vuv_error_rate')):>12}",
+                  "  voiced frames missed, by ms",
+                  *(f"{'    since the onset ' + label:<34}{fmt(rate):>12}"
+                    for label, rate in (result.get("vuv_missed_by_onset_ms") or {}).items()),
                   f"{'MCD (dB)':<34}{fmt(result.get('mcd_db')):>12}",
                   f"{'  of the reference mu-law copy':<34}"
                   f"{fmt(result.get('mcd_db_quantized_reference')):>12}"]

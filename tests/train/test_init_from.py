@@ -15,7 +15,7 @@ from vocoder.excitation import config_fields, with_phase
 from vocoder.model import WaveNet
 from vocoder.train import Preset, TrainConfig, train
 from vocoder.train.data import load_train_data
-from vocoder.train.init_from import transfer_weights
+from vocoder.train.init_from import check_same_inputs, transfer_weights
 from vocoder.train.trainer import list_checkpoints, load_checkpoint
 
 
@@ -122,6 +122,9 @@ def test_init_from_errors(source, data, tmp_path):
     with pytest.raises(VocoderError, match="config.json"):
         train(data, tmp_path / "r3", None, init_from=tmp_path / "nowhere", steps=1,
               progress=False, device="cpu")
+    # a dataset with tags the (untagged) source never saw
+    with pytest.raises(VocoderError, match=r"the bundle's tags \[\] differ from .*\['wide'\]"):
+        check_same_inputs(load_bundle(source), load_train_data(data).spec, ["wide"], data)
 
 
 def test_cli_init_from(source, data, tmp_path, capsys):

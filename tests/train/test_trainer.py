@@ -44,9 +44,10 @@ def test_loss_decreases(data, tmp_path):
     assert res.samples_per_s > 0
 
 
-def test_resume_is_bit_for_bit(data, tmp_path):
+@pytest.mark.parametrize("input_noise", [0.0, 2.0])
+def test_resume_is_bit_for_bit(data, tmp_path, input_noise):
     preset = _preset(steps=12, checkpoint_every=6, ema_decay=0.9, weight_decay=0.01,
-                     schedule="cosine", log_every=3, val_every=6)
+                     schedule="cosine", log_every=3, val_every=6, input_noise=input_noise)
     train(data, tmp_path / "straight", preset, export=False, progress=False, device="cpu")
     part = train(data, tmp_path / "split", preset, stop_at=6, export=False, progress=False,
                  device="cpu")

@@ -39,6 +39,12 @@ class TrainConfig:
 
     A batch is ``batch_size`` random crops of ``crop_frames`` frames each (per process
     under DDP), plus receptive-field context that gets no loss.
+
+    ``input_noise`` > 0 is FFTNet's injected noise: Gaussian noise with that standard
+    deviation, in mu-law classes, is added to the previous-sample input (rounded and
+    clipped to a class) while the targets stay clean, so that the model learns to predict
+    from a past as imperfect as its own samples are when it runs free
+    (:mod:`vocoder.train.noise`). Validation NLL is always measured on clean input.
     """
 
     batch_size: int = 8
@@ -62,6 +68,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     amp: str = "bf16"
+    input_noise: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "adam_betas", tuple(float(b) for b in self.adam_betas))
@@ -79,7 +86,7 @@ class TrainConfig:
             need(isinstance(value, int) and not isinstance(value, bool),
                  f"{name} must be an int, got {value!r}")
         for name in ("lr", "min_lr_ratio", "decay_rate", "weight_decay", "grad_clip",
-                     "ema_decay"):
+                     "ema_decay", "input_noise"):
             value = getattr(self, name)
             need(isinstance(value, (int, float)) and not isinstance(value, bool),
                  f"{name} must be a number, got {value!r}")
@@ -97,6 +104,8 @@ class TrainConfig:
              f"adam_betas must be two numbers in [0, 1), got {self.adam_betas}")
         need(self.grad_clip >= 0, "grad_clip must be >= 0 (0 = no clipping)")
         need(0 <= self.ema_decay < 1, "ema_decay must be in [0, 1) (0 = no EMA)")
+        need(self.input_noise >= 0, "input_noise must be >= 0 (a standard deviation in "
+             f"mu-law classes; 0 = clean input), got {self.input_noise}")
         need(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
         for name in ("log_every", "val_every", "checkpoint_every", "keep_last"):
             need(getattr(self, name) >= 1, f"{name} must be >= 1")

@@ -56,6 +56,7 @@ from vocoder.train.data import (
     shard,
     whole_utterance,
 )
+from vocoder.train.noise import with_input_noise
 
 log = logging.getLogger("vocoder.train")
 
@@ -531,7 +532,8 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
     try:
         while step < end:
             t0 = time.perf_counter()
-            groups = collate(sampler.next_batch())
+            groups = with_input_noise(collate(sampler.next_batch()), tcfg.input_noise,
+                                      cfg.quantization_channels, tcfg.seed, info.rank, step)
             optimizer.zero_grad(set_to_none=True)
             loss = accumulate_gradients(ddp_model, groups, info.device, autocast(), scaler)
             if scaler is not None:
