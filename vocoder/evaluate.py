@@ -192,8 +192,9 @@ class _Pooled:
     vuv_frames: int = 0
     mcd: list | None = None
     mcd_quantized: list | None = None
-    onset_missed: np.ndarray | None = None
-    onset_total: np.ndarray | None = None
+    # reference-voiced frames missed / all of them, per onset bin (vocoder.voicing_onsets)
+    onset_missed: np.ndarray = field(default_factory=lambda: np.zeros(len(ONSET_BINS_MS), int))
+    onset_total: np.ndarray = field(default_factory=lambda: np.zeros(len(ONSET_BINS_MS), int))
 
 
 @dataclass
@@ -407,9 +408,7 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
             result["notes"].append("the features have no 'log_f0': F0 and pitch checks "
                                    "skipped")
         tools = _intelligibility_setup(cfg.sample_rate, asr, result["notes"])
-        pooled = _Pooled([], mcd=[], mcd_quantized=[],
-                         onset_missed=np.zeros(len(ONSET_BINS_MS), int),
-                         onset_total=np.zeros(len(ONSET_BINS_MS), int))
+        pooled = _Pooled([], mcd=[], mcd_quantized=[])
         moved: dict[str, list] = {"up": [], "down": []}
         rows, synth_time, synth_samples = [], 0.0, 0
         if audio_dir is not None:

@@ -1,8 +1,8 @@
-"""Injected input noise (FFTNet, Jin et al. 2018, section 3.3).
+"""Injected input noise (FFTNet, Jin et al. 2018).
 
-A model trained only on clean past samples (teacher forcing) has never seen the small
-errors that its own samples carry when it runs free; they compound, and the output drifts
-towards noise. Perturbing the previous-sample input during training, while keeping the
+FFTNet's rationale: a model trained only on clean past samples (teacher forcing) has never
+seen the small errors that its own samples carry when it runs free; they compound, and the
+output drifts towards noise. Perturbing the previous-sample input during training, while keeping the
 targets clean, teaches the model to predict the clean next sample from an imperfect past.
 
 The noise is drawn from a generator seeded by (seed, rank, step), so a resumed run adds
