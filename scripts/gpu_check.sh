@@ -13,7 +13,7 @@
 # "quick" runs the benchmark's smoke settings (a few minutes) instead of the stages; FULL=1
 # adds a third stage. Measured on an H200 (torch 2.11, Triton 3.6): the tests 30 s; with
 # --quick, triton at fp32 + bf16 17 s, cuda at fp32 about 1.5 min (its eager loop is slow);
-# cuda bf16 did not finish in the 20 s left to it. The full stages have not run yet.
+# cuda bf16 did not finish in the time that was left. The full stages have not run yet.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-bench/results}"

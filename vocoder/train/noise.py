@@ -2,8 +2,9 @@
 
 FFTNet's rationale: a model trained only on clean past samples (teacher forcing) has never
 seen the small errors that its own samples carry when it runs free; they compound, and the
-output drifts towards noise. Perturbing the previous-sample input during training, while keeping the
-targets clean, teaches the model to predict the clean next sample from an imperfect past.
+output drifts towards noise. Perturbing the previous-sample input during training, while
+keeping the targets clean, teaches the model to predict the clean next sample from an
+imperfect past.
 
 The noise is drawn from a generator seeded by (seed, rank, step), so a resumed run adds
 exactly the noise the uninterrupted run would have added, with no state to checkpoint.
