@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from vocoder.bundle import load_bundle
+from vocoder.emphasis import audio_to_classes, classes_to_audio, deemphasize
 from vocoder.errors import VocoderError
 from vocoder.inputs import (
     batch_items,
@@ -213,11 +214,16 @@ class Vocoder:
         out = []
         for i, c in enumerate(conds):
             mine = [(seg, a) for (o, seg), a in zip(owners, audio) if o == i]
-            out.append(folding.assemble([s for s, _ in mine], [a for _, a in mine],
-                                        c.n_samples, settings.crossfade if fold else 0))
+            # Segments are stitched in the model's (pre-emphasised) domain and the whole
+            # utterance de-emphasised once, so folding adds no filter transients.
+            e = folding.assemble([s for s, _ in mine], [a for _, a in mine],
+                                 c.n_samples, settings.crossfade if fold else 0)
+            out.append(deemphasize(e, self.config.preemphasis)[0])
         return out
 
     def _run(self, jobs, seed, temperature, progress, voiced=None) -> list[np.ndarray]:
+        """Each job's audio in the model's domain (dequantised classes, still
+        pre-emphasised when the model is): (length,) float32 per job."""
         classes = [np.empty(j.length, np.int64) for j in jobs]
         bar = None
         if progress:
@@ -259,10 +265,12 @@ class Vocoder:
             raise VocoderError(f"chunk must be an int >= 1 (samples), got {chunk!r}")
         cond = self._conditioner(features, speaker, gc, n_samples, normalize, layout=layout)
         job = engine.Job(cond, 0, 0, cond.n_samples)
-        q = self.config.quantization_channels
+        q, coef = self.config.quantization_channels, self.config.preemphasis
+        last = 0.0  # the de-emphasis filter's state, carried from chunk to chunk
         for _, c in engine.generate(self.backend, [job], seed, temperature, chunk=int(chunk),
                                     voiced_temperature=voiced):
-            yield dequantize(c[0], q)
+            audio, last = classes_to_audio(c[0], q, coef, last)
+            yield audio
 
     def teacher_forced_logits(self, audio: np.ndarray, features=None,
                               speaker: int | None = None, *, gc=None,
@@ -270,7 +278,7 @@ class Vocoder:
                               ) -> np.ndarray:
         """Logits (T, A) of every sample of ``audio`` given the true previous samples:
         the likelihood the model assigns (for evaluation and backend parity)."""
-        from vocoder.mulaw import quantize, silence_class
+        from vocoder.mulaw import silence_class
 
         audio = np.asarray(audio)
         cond = self._conditioner(features, speaker, gc, len(audio) if features is None
@@ -279,7 +287,7 @@ class Vocoder:
             raise VocoderError(f"audio has {len(audio)} samples, features cover "
                                f"{cond.n_samples}")
         q = self.config.quantization_channels
-        cls = quantize(audio, q)
+        cls = audio_to_classes(audio, q, self.config.preemphasis)
         x = np.concatenate([[silence_class(q)], cls[:-1]]).astype(np.int64)
         job = engine.Job(cond, 0, 0, len(x), teacher=x)
         return np.concatenate([lg[0] for _, lg in engine.teacher_force(self.backend, [job])])

@@ -48,6 +48,11 @@ class WaveNetConfig:
     (restarting after it) run at the block rate, and a projection adds the result to every
     layer's gate bias for the P samples of the next block (:mod:`vocoder.context_stack`). 0
     means no context stack; the other ``context_*`` fields are then ignored.
+
+    ``preemphasis`` = a > 0 makes the classes those of the pre-emphasised waveform
+    ``x[t] - a x[t-1]``; synthesis de-emphasises what the model generates, which shapes its
+    sampling noise like speech's spectral tilt (:mod:`vocoder.emphasis`). 0 = plain mu-law
+    of the waveform.
     """
 
     sample_rate: int = 16000
@@ -72,6 +77,7 @@ class WaveNetConfig:
     context_channels: int = 32
     context_layers: int = 6
     context_dilation_limit: int = 32
+    preemphasis: float = 0.0
 
     def __post_init__(self) -> None:
         # Lists arrive from JSON; keep the dataclass hashable and immutable.
@@ -118,6 +124,9 @@ class WaveNetConfig:
             value = getattr(self, name)
             need(isinstance(value, (int, float)) and not isinstance(value, bool)
                  and math.isfinite(value), f"{name} must be a finite number, got {value!r}")
+        need(isinstance(self.preemphasis, (int, float)) and not isinstance(self.preemphasis, bool)
+             and 0.0 <= self.preemphasis < 1.0,
+             f"preemphasis must be a number in [0, 1) (0 = none), got {self.preemphasis!r}")
         need(self.excitation >= 0, "excitation must be >= 0 (0 = no F0 excitation input)")
         if self.excitation:
             need(self.cond_channels > 0, "excitation needs local conditioning (F0 features)")

@@ -345,8 +345,8 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
     """
     from vocoder.api import Vocoder
     from vocoder.data.corpus import load_manifest
+    from vocoder.emphasis import audio_to_classes, classes_to_audio
     from vocoder.excitation import with_phase
-    from vocoder.mulaw import dequantize, quantize
     from vocoder.train.data import Utterance
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
@@ -389,7 +389,8 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
             audio, feats = ds.load(e)
             f = spec.normalize(feats) if spec is not None else feats.astype(np.float32)
             utts.append(Utterance(e.id, e.speaker or 0,
-                                  quantize(audio, cfg.quantization_channels),
+                                  audio_to_classes(audio, cfg.quantization_channels,
+                                                   cfg.preemphasis),
                                   with_phase(f, cfg)))
         nll, per = nll_by_voicing(model, utts, names.index("vuv") if "vuv" in names else None)
         result.update(nll)
@@ -458,8 +459,9 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
                 mcd = _mcd_frames(mel_cepstra(gen, sr, hop, tf), mc_ref)
                 pooled.mcd.extend(mcd[loud].tolist())
                 row["mcd_db"] = round(float(np.mean(mcd[loud])), 3)
-                copy = dequantize(quantize(ref, cfg.quantization_channels),
-                                  cfg.quantization_channels)
+                copy, _ = classes_to_audio(
+                    audio_to_classes(ref, cfg.quantization_channels, cfg.preemphasis),
+                    cfg.quantization_channels, cfg.preemphasis)
                 pooled.mcd_quantized.extend(
                     _mcd_frames(mel_cepstra(copy, sr, hop, tf), mc_ref)[loud].tolist())
                 if i_f0 is not None and pitch_semitones:

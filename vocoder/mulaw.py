@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # torch is optional for the runtime
     import torch
 
 
-def _as_float64(x: np.ndarray) -> np.ndarray:
+def as_float64(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype == np.int16:
         return x.astype(np.float64) / 32768.0
@@ -29,7 +29,7 @@ def _as_float64(x: np.ndarray) -> np.ndarray:
 
 def compand(x: np.ndarray, mu: int = 255) -> np.ndarray:
     """Mu-law compress float audio in [-1, 1] (clipped) to [-1, 1]; float64."""
-    x = np.clip(_as_float64(x), -1.0, 1.0)
+    x = np.clip(as_float64(x), -1.0, 1.0)
     return np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu)
 
 

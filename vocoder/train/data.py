@@ -50,10 +50,11 @@ from vocoder.config import (
     context_receptive_field,
     dilations,
 )
+from vocoder.emphasis import audio_to_classes
 from vocoder.errors import VocoderError
 from vocoder.excitation import with_phase
 from vocoder.features.spec import FeatureSpec
-from vocoder.mulaw import quantize, silence_class
+from vocoder.mulaw import silence_class
 
 #: Target value of samples that get no loss (torch's cross-entropy ``ignore_index``).
 IGNORE = -100
@@ -314,15 +315,17 @@ def _load_dataset(directory: Path):
 
 
 def load_train_data(directory: str | Path, quantization_channels: int = 256,
-                    max_test: int | None = None, spec: FeatureSpec | None = None
-                    ) -> TrainData:
+                    max_test: int | None = None, spec: FeatureSpec | None = None,
+                    preemphasis: float = 0.0) -> TrainData:
     """Read, validate and preload a dataset directory (format: :mod:`vocoder.data.corpus`).
 
     Features are normalised with statistics fitted on the train split (binary
     dimensions left alone), or with ``spec`` when given (a resumed run keeps its own
     normalisation; the data must give matching statistics). ``max_test`` caps the
     preloaded test utterances. A dataset without frame features gives (Tf, 0) features
-    and ``spec`` None; a tagged one gives every utterance its multi-hot ``gc``.
+    and ``spec`` None; a tagged one gives every utterance its multi-hot ``gc``. The audio
+    is kept as the classes the model reads: mu-law of the waveform pre-emphasised by
+    ``preemphasis`` (the model config's).
     """
     directory = Path(directory)
     ds = _load_dataset(directory)
@@ -347,7 +350,8 @@ def load_train_data(directory: str | Path, quantization_channels: int = 256,
         if feats.shape[0] == 0:
             raise VocoderError(f"utterance {e.id!r}: no feature frames" if ds.has_features
                                else f"utterance {e.id!r}: {e.wav} holds no audio")
-        return Utterance(e.id, e.speaker, quantize(audio, quantization_channels).astype(dtype),
+        classes = audio_to_classes(audio, quantization_channels, preemphasis)
+        return Utterance(e.id, e.speaker, classes.astype(dtype),
                          spec.normalize(feats) if spec is not None else feats, ds.gc(e))
 
     return TrainData(ds, spec, [utterance(e) for e in train_entries],

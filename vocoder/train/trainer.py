@@ -449,7 +449,8 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
     run_spec = None if state is None or state.get("feature_spec") is None \
         else FeatureSpec.from_dict(state["feature_spec"])
     data = load_train_data(data_dir, cfg.quantization_channels,
-                           max_test=tcfg.val_utterances, spec=run_spec)
+                           max_test=tcfg.val_utterances, spec=run_spec,
+                           preemphasis=cfg.preemphasis)
     if state is not None and list(state.get("tags") or []) != data.tags:
         raise VocoderError(f"{data_dir}: the dataset's tags {data.tags} differ from the ones "
                            f"the run was started with {list(state.get('tags') or [])} "
