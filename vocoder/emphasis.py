@@ -41,7 +41,7 @@ def deemphasize(e: np.ndarray, coef: float, last: float = 0.0) -> tuple[np.ndarr
         return e.astype(np.float32), float(last)
     from scipy.signal import lfilter
 
-    y, zf = lfilter([1.0], [1.0, -coef], e, zi=[coef * float(last)])
+    y, _ = lfilter([1.0], [1.0, -coef], e, zi=[coef * float(last)])
     return y.astype(np.float32), float(y[-1])
 
 

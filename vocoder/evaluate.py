@@ -21,7 +21,8 @@ Metrics, on the dataset's test split (the train split if it has no test split):
     follows the reference's timing), averaged over frames whose reference level is within
     ``MCD_FLOOR_DB`` of the utterance's loudest frame (silence is left out). Beside it,
     ``mcd_db_quantized_reference``: the same MCD of the reference's own mu-law copy at the
-    bundle's ``quantization_channels``, the least a model of those classes can score
+    bundle's ``quantization_channels`` (through its pre-emphasis, if it has one), the least
+    a model of those classes can score
     (quantisation noise fills the envelope's valleys in quiet frames, so it is not 0);
   - **pitch control**: the ``log_f0`` feature shifted by +/- ``pitch_semitones``
     (``+ ln 2 * k / 12``): how far the generated F0 moved against the unshifted

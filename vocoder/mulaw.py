@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # torch is optional for the runtime
 
 
 def as_float64(x: np.ndarray) -> np.ndarray:
+    """Float audio or int16 PCM (scaled by 1/32768) -> float64, unclipped."""
     x = np.asarray(x)
     if x.dtype == np.int16:
         return x.astype(np.float64) / 32768.0
