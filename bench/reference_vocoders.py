@@ -73,6 +73,7 @@ def score(ref: np.ndarray, gen: np.ndarray, sample_rate: int, hop: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from vocoder.data.corpus import load_manifest
+    from vocoder.mulaw import as_float64
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="dataset directory (its test split)")
@@ -85,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     entries = (ds.split("test") or ds.split("train"))[:args.n]
     pooled: dict[str, dict] = {}
     for e in entries:
-        pcm, _ = ds.load(e)
-        ref = np.asarray(pcm, np.float64) / 32768.0 if pcm.dtype == np.int16 else pcm
+        ref = as_float64(ds.load(e)[0])
         for name, gen in copies(ref, ds.sample_rate, args.preemphasis).items():
             s = score(ref, gen, ds.sample_rate, ds.hop_length)
             acc = pooled.setdefault(name, {"mcd": [], "vuv": 0, "frames": 0, "stoi": [],

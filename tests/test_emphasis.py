@@ -194,3 +194,10 @@ def test_a_trained_shaped_run_is_evaluated_in_its_own_domain(tmp_path, monkeypat
     res = evaluate(bundle, data, n=2, backend="torch", pitch_semitones=0, asr=False)
     assert res["mcd_db_quantized_reference"] > 0.01
     assert res["mcd_db"] == pytest.approx(res["mcd_db_quantized_reference"], abs=1e-3)
+
+
+def test_without_pre_emphasis_the_audio_is_not_copied():
+    """The default path (coef 0) hands the dequantised float32 audio straight through."""
+    e = dequantize(quantize(speechlike(100)))
+    y, last = deemphasize(e, 0.0, 0.25)
+    assert y is e and last == 0.25

@@ -120,13 +120,12 @@ class WaveNetConfig:
                  "upsample_scales must not be empty when cond_channels > 0")
         need(all(isinstance(s, int) and s >= 2 for s in self.upsample_scales),
              f"every upsample scale must be an int >= 2, got {self.upsample_scales}")
-        for name in ("log_f0_mean", "log_f0_std"):
+        for name in ("log_f0_mean", "log_f0_std", "preemphasis"):
             value = getattr(self, name)
             need(isinstance(value, (int, float)) and not isinstance(value, bool)
                  and math.isfinite(value), f"{name} must be a finite number, got {value!r}")
-        need(isinstance(self.preemphasis, (int, float)) and not isinstance(self.preemphasis, bool)
-             and 0.0 <= self.preemphasis < 1.0,
-             f"preemphasis must be a number in [0, 1) (0 = none), got {self.preemphasis!r}")
+        need(0.0 <= self.preemphasis < 1.0,
+             f"preemphasis must be in [0, 1) (0 = none), got {self.preemphasis}")
         need(self.excitation >= 0, "excitation must be >= 0 (0 = no F0 excitation input)")
         if self.excitation:
             need(self.cond_channels > 0, "excitation needs local conditioning (F0 features)")

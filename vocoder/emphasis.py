@@ -35,13 +35,14 @@ def deemphasize(e: np.ndarray, coef: float, last: float = 0.0) -> tuple[np.ndarr
 
     ``last`` is the de-emphasised sample before the chunk (0.0 at the start of an
     utterance); feed the returned one into the next chunk, and chunked de-emphasis equals
-    the whole utterance's."""
-    e = np.asarray(e, dtype=np.float64)
-    if coef == 0.0 or e.size == 0:
-        return e.astype(np.float32), float(last)
+    the whole utterance's. Without pre-emphasis the chunk comes back as it is (float32,
+    not copied): the default path of every synthesis."""
+    if coef == 0.0 or len(e) == 0:
+        return np.asarray(e, dtype=np.float32), float(last)
     from scipy.signal import lfilter
 
-    y, _ = lfilter([1.0], [1.0, -coef], e, zi=[coef * float(last)])
+    y, _ = lfilter([1.0], [1.0, -coef], np.asarray(e, dtype=np.float64),
+                   zi=[coef * float(last)])
     return y.astype(np.float32), float(y[-1])
 
 

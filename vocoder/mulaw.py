@@ -24,7 +24,7 @@ def as_float64(x: np.ndarray) -> np.ndarray:
     if x.dtype == np.int16:
         return x.astype(np.float64) / 32768.0
     if not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"mu-law expects float audio in [-1, 1] or int16 PCM, got dtype {x.dtype}")
+        raise ValueError(f"expected float audio in [-1, 1] or int16 PCM, got dtype {x.dtype}")
     return x.astype(np.float64)
 
 
