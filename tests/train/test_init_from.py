@@ -69,6 +69,63 @@ def test_an_excitation_model_starts_computing_what_its_source_did(source, data):
                                rtol=0, atol=1e-5)
 
 
+def _appended(data, root):
+    """A copy of ``data`` whose frames carry one more feature, 'extra', after the rest."""
+    import shutil
+
+    shutil.copytree(data, root)
+    rng = np.random.default_rng(1)
+    for f in (root / "feats").glob("*.npy"):
+        x = np.load(f)
+        np.save(f, np.concatenate([x, rng.standard_normal((len(x), 1), np.float32)], 1))
+    info = json.loads((root / "corpus.json").read_text())
+    info["feature_names"].append("extra")
+    info["binary"].append(False)
+    (root / "corpus.json").write_text(json.dumps(info))
+    return root
+
+
+def test_a_dataset_that_appends_features_grows_the_conditioning_input(source, data,
+                                                                      tmp_path):
+    """cond_in takes the source's columns and zeros in the appended feature's: the grown
+    model ignores the new feature until trained, and computes what the source did."""
+    b = load_bundle(source)
+    grown = WaveNet(b.config.replace(cond_channels=b.config.cond_channels + 1))
+    report = transfer_weights(grown, b.weights)
+    assert report.widened == ["cond_in.weight"] and not report.fresh
+    w = grown.state_dict()["cond_in.weight"]
+    assert torch.count_nonzero(w[:, -1]) == 0
+    u = load_train_data(data).test[0]
+    x = torch.from_numpy(np.asarray(u.classes[:-1], np.int64))[None]
+    feats = torch.from_numpy(u.features)[None]
+    extra = torch.cat([feats, torch.randn(1, feats.shape[1], 1)], dim=-1)
+    spk = torch.tensor([u.speaker])
+    with torch.no_grad():
+        torch.testing.assert_close(grown.eval()(x, extra, spk),
+                                   b.build_model().eval()(x, feats, spk), rtol=0, atol=1e-5)
+    # end to end: the run accepts the appended dataset and its bundle reads it
+    more = _appended(data, tmp_path / "more")
+    res = train(more, tmp_path / "ft", None, init_from=source, steps=1, export=False,
+                progress=False, device="cpu")
+    assert load_bundle(res.bundle).feature_spec.names[-1] == "extra"
+    assert load_bundle(res.bundle).config.cond_channels == b.config.cond_channels + 1
+
+
+def test_appending_features_needs_a_conditioning_network(data, tmp_path):
+    flat = train(data, tmp_path / "flat", Preset(tiny_model_fields(cond_hidden=0),
+                                                 _train_cfg(steps=1)),
+                 export=False, progress=False, device="cpu").bundle
+    more = _appended(data, tmp_path / "more")
+    with pytest.raises(VocoderError, match=r"appends features \(extra\).*cond_hidden 0"):
+        train(more, tmp_path / "r", None, init_from=flat, steps=1, export=False,
+              progress=False, device="cpu")
+    # and the other way round, a dataset with fewer features, is no prefix
+    with pytest.raises(VocoderError, match="other features .*4 vs 3 features"):
+        check_same_inputs(load_bundle(train(more, tmp_path / "m", Preset(
+            tiny_model_fields(), _train_cfg(steps=1)), export=False, progress=False,
+            device="cpu").bundle), load_train_data(data).spec, [], data)
+
+
 def test_mismatched_tensors_stay_fresh_and_no_fit_is_an_error(source):
     b = load_bundle(source)
     wider_speakers = WaveNet(b.config.replace(n_speakers=b.config.n_speakers + 1))

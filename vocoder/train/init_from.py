@@ -9,11 +9,16 @@ has its own optimiser, schedule and step count; only the weights carry over:
   architecture, ``(L * G, C + 2 * excitation, 1)`` against the source's ``(L * G, C, 1)``,
   takes the source's columns and zeros in the excitation's, so that the new model starts
   out computing exactly what the source did;
+* likewise ``cond_in.weight``, ``(C, D + k, 3)`` against ``(C, D, 3)``, of a dataset that
+  appends k features to the source's D (a mel model given log-F0 and voicing): the
+  appended features start with zero weights;
 * anything else keeps its fresh initialisation and is reported (e.g. the speaker table
   of a dataset with other speakers).
 
 The source must read the same features (names, hop, mel analysis) and tags as the new
-dataset: conditioning weights learnt for other inputs would be silently wrong.
+dataset, or the dataset's features must begin with the source's (and the source have a
+frame-rate conditioning network, ``cond_hidden``, whose input can widen): conditioning
+weights learnt for other inputs would be silently wrong.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from vocoder.errors import VocoderError
 #: Model fields the dataset decides; a source bundle's values are not carried over.
 DATA_FIELDS = ("cond_channels", "n_speakers", "gc_channels", "f0_feature", "vuv_feature",
                "log_f0_mean", "log_f0_std")
-WIDENABLE = ("cond_proj.weight",)
+WIDENABLE = ("cond_proj.weight", "cond_in.weight")
 
 
 @dataclass
@@ -90,17 +95,25 @@ def source_model_fields(bundle) -> dict[str, Any]:
 
 
 def check_same_inputs(bundle, spec, tags: list[str], data_dir: str | Path) -> None:
-    """Refuse a source bundle that reads other features or tags than the dataset."""
+    """Refuse a source bundle that reads other features or tags than the dataset (which
+    may append features to the bundle's: see the module docstring)."""
     src = bundle.feature_spec
     where = f"--init-from {bundle.path}"
     if (src is None) != (spec is None):
         raise VocoderError(f"{where}: the bundle reads {'no ' if src is None else ''}frame "
                            f"features but {data_dir} has {'none' if spec is None else 'some'}")
     if src is not None:
-        if tuple(src.names) != tuple(spec.names):
+        names, own = tuple(spec.names), tuple(src.names)
+        if names[: len(own)] == own and len(names) > len(own):
+            if not bundle.config.cond_hidden:
+                raise VocoderError(f"{where}: {data_dir} appends features "
+                                   f"({', '.join(names[len(own):])}) to the bundle's, but "
+                                   f"the bundle has no frame-rate conditioning network "
+                                   f"(cond_hidden 0) whose input could widen")
+        elif names != own:
             diff = next((f"feature {i}: {a!r} vs {b!r}" for i, (a, b)
-                         in enumerate(zip(src.names, spec.names)) if a != b),
-                        f"{len(src.names)} vs {len(spec.names)} features")
+                         in enumerate(zip(own, names)) if a != b),
+                        f"{len(own)} vs {len(names)} features")
             raise VocoderError(f"{where}: the bundle reads other features than {data_dir} "
                                f"({diff})")
         if src.hop_length != spec.hop_length:
