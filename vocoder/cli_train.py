@@ -35,7 +35,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print("note: --resume continues with the checkpoint's own configs; --config ignored")
     res = train(args.data, args.out, preset, resume=args.resume, steps=args.steps,
                 export=not args.no_export, progress=not args.quiet, device=args.device,
-                init_from=args.init_from)
+                init_from=args.init_from, new_conditioning=args.new_conditioning)
     if res.bundle is None:
         return 0  # a rank other than 0 under torchrun
     m = res.metrics
@@ -79,6 +79,11 @@ def register(subparsers) -> None:
                    help="start a new run from this bundle's weights (fine-tuning, or a "
                    "model that adds the F0 excitation); without --config, with its "
                    "architecture and training config")
+    s.add_argument("--new-conditioning", action="store_true",
+                   help="with --init-from: take only the bundle's autoregressive stack and "
+                   "learn a new conditioning network for this dataset's inputs (other "
+                   "features, hop, speakers or tags; e.g. a mel vocoder from a "
+                   "linguistic model)")
     s.add_argument("--device", help="cpu, cuda, cuda:1 (default: the GPU if any)")
     s.add_argument("--no-export", action="store_true",
                    help="write the final bundle without its ONNX graphs")

@@ -15,7 +15,7 @@ from vocoder.excitation import config_fields, with_phase
 from vocoder.model import WaveNet
 from vocoder.train import Preset, TrainConfig, train
 from vocoder.train.data import load_train_data
-from vocoder.train.init_from import check_same_inputs, transfer_weights
+from vocoder.train.init_from import CONDITIONING, check_same_inputs, stack_of, transfer_weights
 from vocoder.train.trainer import list_checkpoints, load_checkpoint
 
 
@@ -193,3 +193,44 @@ def test_cli_init_from(source, data, tmp_path, capsys):
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "c"), "--resume",
                  "--init-from", str(source), "-q", "--device", "cpu"]) == 2
     assert "--init-from starts a new run" in capsys.readouterr().err
+
+
+def test_a_new_conditioning_keeps_the_stack_and_the_mean_speaker(source):
+    """stack_of drops the conditioning inputs and folds the speakers' mean bias into
+    gate_bias: the grown model's global gate bias is the source's averaged over speakers,
+    and every stack tensor is the source's."""
+    b = load_bundle(source)
+    src = b.build_model().eval()
+    assert b.config.n_speakers >= 2
+    new = WaveNet(b.config.replace(n_speakers=0, upsample_scales=(2, 2)))
+    report = transfer_weights(new, stack_of(b.weights))
+    assert {"cond_in.weight", "upsample.convs.0.weight",
+            "upsample.convs.1.weight"} <= set(report.fresh)
+    assert not any(n.startswith(CONDITIONING) for n in report.copied)
+    assert "cond_proj.weight" in report.copied and not report.unused
+    with torch.no_grad():
+        mean_bias = torch.stack([src._global_bias(1, torch.tensor([s]), None)
+                                 for s in range(b.config.n_speakers)]).mean(0)
+        torch.testing.assert_close(new._global_bias(1, None, None), mean_bias)
+    for name in ("embed.weight", "dilated.3.weight", "residual.0.weight", "skip.5.weight",
+                 "head2.weight", "cond_proj.weight"):
+        np.testing.assert_array_equal(new.state_dict()[name].numpy(), b.weights[name])
+
+
+def test_a_new_conditioning_trains_on_other_inputs(source, tmp_path):
+    """Another hop and speaker count: refused as a fine-tune, trained with a new
+    conditioning, and recorded in the bundle."""
+    other = write_dataset(tmp_path / "other", n_train=3, n_test=1, frames=20, hop=4,
+                          speakers=3)
+    preset = Preset(tiny_model_fields(upsample_scales=(2, 2)), _train_cfg(steps=1))
+    with pytest.raises(VocoderError, match="hop is 6 samples.* 4"):
+        train(other, tmp_path / "r", preset, init_from=source, export=False,
+              progress=False, device="cpu")
+    res = train(other, tmp_path / "r2", preset, init_from=source, new_conditioning=True,
+                export=False, progress=False, device="cpu")
+    b = load_bundle(res.bundle)
+    assert b.config.hop_length == 4 and b.config.n_speakers == 3
+    assert b.training["init_from"]["conditioning"] == "new"
+    with pytest.raises(VocoderError, match="--new-conditioning goes with --init-from"):
+        train(other, tmp_path / "r3", preset, new_conditioning=True, progress=False,
+              device="cpu")

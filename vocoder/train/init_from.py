@@ -19,6 +19,15 @@ The source must read the same features (names, hop, mel analysis) and tags as th
 dataset, or the dataset's features must begin with the source's (and the source have a
 frame-rate conditioning network, ``cond_hidden``, whose input can widen): conditioning
 weights learnt for other inputs would be silently wrong.
+
+A **new conditioning** (``vocoder train --init-from BUNDLE --new-conditioning``) takes
+only the source's autoregressive stack (:func:`stack_of`) to a model that reads other
+inputs: another feature set or hop (a mel vocoder started from a linguistic model, whose
+stack has already learnt to make voiced speech), other speakers or tags. The frame-rate
+conditioning network, the speaker table and the global projection start fresh; the
+projection of the conditioning into the gate biases (``cond_proj``) is kept where its
+shape fits, and the source speakers' mean bias is folded into ``gate_bias``, so that the
+stack starts from the average speaker's operating point.
 """
 
 from __future__ import annotations
@@ -36,6 +45,9 @@ from vocoder.errors import VocoderError
 DATA_FIELDS = ("cond_channels", "n_speakers", "gc_channels", "f0_feature", "vuv_feature",
                "log_f0_mean", "log_f0_std")
 WIDENABLE = ("cond_proj.weight", "cond_in.weight")
+#: What a new conditioning leaves fresh: the frame-rate conditioning network (its input
+#: layer and upsampler) and the speaker and global-vector inputs.
+CONDITIONING = ("cond_in.", "upsample.", "speaker_embed.", "gc_proj.")
 
 
 @dataclass
@@ -86,6 +98,18 @@ def transfer_weights(model: torch.nn.Module, source: dict[str, np.ndarray]
         raise VocoderError("--init-from: no tensor of the source bundle fits this model "
                            "(a different architecture?)")
     return report
+
+
+def stack_of(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A source's weights (name -> array) without its conditioning inputs
+    (:data:`CONDITIONING`), with the mean of its speaker table (n_speakers, L * G) added to
+    ``gate_bias`` (L, G): what a new conditioning starts from."""
+    out = {k: v for k, v in weights.items() if not k.startswith(CONDITIONING)}
+    table = weights.get("speaker_embed.weight")
+    if table is not None and "gate_bias" in out:
+        bias = np.asarray(out["gate_bias"])
+        out["gate_bias"] = bias + np.asarray(table).mean(axis=0).reshape(bias.shape)
+    return out
 
 
 def source_model_fields(bundle) -> dict[str, Any]:

@@ -414,7 +414,8 @@ def _resolve_configs(run_dir: Path, preset: Preset | None, resume: bool, steps: 
 def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = None, *,
           resume: bool = False, steps: int | None = None, stop_at: int | None = None,
           export: bool = True, progress: bool = True, device: str | None = None,
-          init_from: str | Path | None = None) -> TrainResult:
+          init_from: str | Path | None = None,
+          new_conditioning: bool = False) -> TrainResult:
     """Train a WaveNet on the dataset ``data_dir`` into the run directory ``out_dir``.
 
     ``preset`` gives the architecture and :class:`TrainConfig` (default: the built-in
@@ -424,11 +425,15 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
     checkpoint (the schedule still spans ``steps``): the run can be resumed. The finished
     run writes ``out_dir/bundle`` and, when ``export``, its ONNX graphs. ``init_from``, a
     bundle directory, starts a new run from its weights (:mod:`vocoder.train.init_from`;
-    without a ``preset``, with its architecture and training config).
+    without a ``preset``, with its architecture and training config); with
+    ``new_conditioning``, from its autoregressive stack only, for other inputs.
     """
     t_start = time.perf_counter()
     run_dir = Path(out_dir)
     source = None
+    if new_conditioning and init_from is None:
+        raise VocoderError("--new-conditioning goes with --init-from BUNDLE (whose "
+                           "autoregressive stack the new run starts from)")
     if init_from is not None:
         if resume:
             raise VocoderError("--init-from starts a new run from a bundle's weights; "
@@ -461,8 +466,11 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
     if source is not None:
         from vocoder.train.init_from import check_same_inputs
 
-        check_same_inputs(source, data.spec, data.tags, data_dir)
+        if not new_conditioning:
+            check_same_inputs(source, data.spec, data.tags, data_dir)
         init_info = {"bundle": str(source.path), "weights_sha256": source.weights_sha256}
+        if new_conditioning:
+            init_info["conditioning"] = "new"
     else:
         init_info = None if state is None else state.get("init_from")
     if info.main:
@@ -475,10 +483,12 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
     torch.manual_seed(tcfg.seed)  # same initial weights on every rank
     model = WaveNet(cfg)
     if source is not None:
-        from vocoder.train.init_from import transfer_weights
+        from vocoder.train.init_from import stack_of, transfer_weights
 
-        log.info("initialised from %s: %s", source.path,
-                 transfer_weights(model, source.weights).summary())
+        weights = stack_of(source.weights) if new_conditioning else source.weights
+        log.info("initialised from %s%s: %s", source.path,
+                 " (its stack, a new conditioning)" if new_conditioning else "",
+                 transfer_weights(model, weights).summary())
         del source
     model = model.to(info.device)
     optimizer, scheduler, ema = optimization(model, tcfg)
