@@ -234,3 +234,29 @@ def test_a_new_conditioning_trains_on_other_inputs(source, tmp_path):
     with pytest.raises(VocoderError, match="--new-conditioning goes with --init-from"):
         train(other, tmp_path / "r3", preset, new_conditioning=True, progress=False,
               device="cpu")
+
+
+def test_a_new_conditioning_keeps_the_input_weights_of_shared_features(source, data,
+                                                                       tmp_path):
+    """log_f0 and vuv are read by both: their columns of cond_in are the source's, the
+    others' zero, the bias the source's (so the new model starts as the source driven by
+    F0 and voicing alone)."""
+    b = load_bundle(source)
+    more = _appended(data, tmp_path / "more")
+    info = json.loads((more / "corpus.json").read_text())
+    info["feature_names"][2] = "other"
+    (more / "corpus.json").write_text(json.dumps(info))
+    names = load_train_data(more).spec.names
+    assert list(names) == ["log_f0", "vuv", "other", "extra"]
+    w = stack_of(b.weights, b.feature_spec.names, names)
+    src = b.weights["cond_in.weight"]
+    np.testing.assert_array_equal(w["cond_in.weight"][:, :2], src[:, :2])
+    assert not w["cond_in.weight"][:, 2:].any()
+    np.testing.assert_array_equal(w["cond_in.bias"], b.weights["cond_in.bias"])
+    assert "cond_in.weight" not in stack_of(b.weights, b.feature_spec.names, ["a", "b"])
+    res = train(more, tmp_path / "r", Preset(tiny_model_fields(), _train_cfg(lr=1e-6,
+                                                                            steps=1)),
+                init_from=source, new_conditioning=True, export=False, progress=False,
+                device="cpu")
+    got = load_checkpoint(list_checkpoints(res.run_dir)[-1][1])["model"]["cond_in.weight"]
+    np.testing.assert_allclose(got[:, :2].numpy(), src[:, :2], atol=1e-4)

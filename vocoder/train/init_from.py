@@ -27,7 +27,10 @@ stack has already learnt to make voiced speech), other speakers or tags. The fra
 conditioning network, the speaker table and the global projection start fresh; the
 projection of the conditioning into the gate biases (``cond_proj``) is kept where its
 shape fits, and the source speakers' mean bias is folded into ``gate_bias``, so that the
-stack starts from the average speaker's operating point.
+stack starts from the average speaker's operating point. Features the dataset shares with
+the source by name (``log_f0`` and ``vuv`` of a mel dataset built with ``--mel-f0``) keep
+their input weights in the conditioning network, whose other inputs then start at zero:
+the new model starts as the source driven by the shared features alone.
 """
 
 from __future__ import annotations
@@ -100,15 +103,29 @@ def transfer_weights(model: torch.nn.Module, source: dict[str, np.ndarray]
     return report
 
 
-def stack_of(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def stack_of(weights: dict[str, np.ndarray], source_names=(), names=()
+             ) -> dict[str, np.ndarray]:
     """A source's weights (name -> array) without its conditioning inputs
     (:data:`CONDITIONING`), with the mean of its speaker table (n_speakers, L * G) added to
-    ``gate_bias`` (L, G): what a new conditioning starts from."""
+    ``gate_bias`` (L, G): what a new conditioning starts from. When the new model's
+    features ``names`` share names with the source's ``source_names``, its
+    ``cond_in.weight`` (C, len(names), k) takes the source's columns for them and zeros
+    for the rest, and ``cond_in.bias`` is the source's."""
     out = {k: v for k, v in weights.items() if not k.startswith(CONDITIONING)}
     table = weights.get("speaker_embed.weight")
     if table is not None and "gate_bias" in out:
         bias = np.asarray(out["gate_bias"])
         out["gate_bias"] = bias + np.asarray(table).mean(axis=0).reshape(bias.shape)
+    source_names, names = list(source_names or ()), list(names or ())
+    w = weights.get("cond_in.weight")
+    if w is not None and set(names) & set(source_names):
+        w = np.asarray(w)
+        cols = np.zeros((w.shape[0], len(names), w.shape[2]), w.dtype)
+        for j, name in enumerate(names):
+            if name in source_names:
+                cols[:, j] = w[:, source_names.index(name)]
+        out["cond_in.weight"] = cols
+        out["cond_in.bias"] = weights["cond_in.bias"]
     return out
 
 

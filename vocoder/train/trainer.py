@@ -485,7 +485,10 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
     if source is not None:
         from vocoder.train.init_from import stack_of, transfer_weights
 
-        weights = stack_of(source.weights) if new_conditioning else source.weights
+        weights = source.weights
+        if new_conditioning:
+            weights = stack_of(weights, source.feature_spec and source.feature_spec.names,
+                               data.spec and data.spec.names)
         log.info("initialised from %s%s: %s", source.path,
                  " (its stack, a new conditioning)" if new_conditioning else "",
                  transfer_weights(model, weights).summary())
