@@ -231,6 +231,10 @@ def test_a_new_conditioning_trains_on_other_inputs(source, tmp_path):
     b = load_bundle(res.bundle)
     assert b.config.hop_length == 4 and b.config.n_speakers == 3
     assert b.training["init_from"]["conditioning"] == "new"
+    # without --config the source's upsampler is kept, which cannot make this hop
+    with pytest.raises(VocoderError, match="upsample_scales multiply to 4"):
+        train(other, tmp_path / "r4", None, init_from=source, new_conditioning=True,
+              steps=1, export=False, progress=False, device="cpu")
     with pytest.raises(VocoderError, match="--new-conditioning goes with --init-from"):
         train(other, tmp_path / "r3", preset, new_conditioning=True, progress=False,
               device="cpu")

@@ -291,7 +291,9 @@ class TrainData:
             # Without local conditioning the hop is still the unit training crops are cut in.
             raise VocoderError(f"the model's hop (product of upsample_scales "
                                f"{list(cfg.upsample_scales)} = {cfg.hop_length}) differs "
-                               f"from the dataset's hop_length {self.hop_length}"
+                               f"from the dataset's hop_length {self.hop_length}: give "
+                               f"a --config whose upsample_scales multiply to "
+                               f"{self.hop_length}"
                                + ("" if cfg.cond_channels else " (a model without local "
                                   "conditioning still cuts its training crops in frames)"))
         if cfg.cond_channels != self.feature_dim:
