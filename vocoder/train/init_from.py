@@ -5,13 +5,15 @@ the F0 excitation input), starts from weights that already model speech. The new
 has its own optimiser, schedule and step count; only the weights carry over:
 
 * every tensor whose name and shape the source has is copied;
+* the input layer of the frame-rate conditioning network, ``cond_in`` ``(C, D, 3)``, is
+  matched to the dataset's features by name (:func:`inputs_by_name`): a feature the
+  source read keeps its column, any other starts at zero. A dataset that appends
+  features to the source's (a mel model given log-F0 and voicing) so starts out
+  computing exactly what the source did;
 * ``cond_proj.weight`` of a model that adds the F0 excitation to the source's
   architecture, ``(L * G, C + 2 * excitation, 1)`` against the source's ``(L * G, C, 1)``,
   takes the source's columns and zeros in the excitation's, so that the new model starts
   out computing exactly what the source did;
-* likewise ``cond_in.weight``, ``(C, D + k, 3)`` against ``(C, D, 3)``, of a dataset that
-  appends k features to the source's D (a mel model given log-F0 and voicing): the
-  appended features start with zero weights;
 * anything else keeps its fresh initialisation and is reported (e.g. the speaker table
   of a dataset with other speakers).
 
@@ -29,8 +31,8 @@ projection of the conditioning into the gate biases (``cond_proj``) is kept wher
 shape fits, and the source speakers' mean bias is folded into ``gate_bias``, so that the
 stack starts from the average speaker's operating point. Features the dataset shares with
 the source by name (``log_f0`` and ``vuv`` of a mel dataset built with ``--mel-f0``) keep
-their input weights in the conditioning network, whose other inputs then start at zero:
-the new model starts as the source driven by the shared features alone.
+their input columns as above, so the new model starts as the source driven by the shared
+features alone.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from vocoder.errors import VocoderError
 #: Model fields the dataset decides; a source bundle's values are not carried over.
 DATA_FIELDS = ("cond_channels", "n_speakers", "gc_channels", "f0_feature", "vuv_feature",
                "log_f0_mean", "log_f0_std")
-WIDENABLE = ("cond_proj.weight", "cond_in.weight")
+WIDENABLE = ("cond_proj.weight",)
 #: What a new conditioning leaves fresh: the frame-rate conditioning network (its input
 #: layer and upsampler) and the speaker and global-vector inputs.
 CONDITIONING = ("cond_in.", "upsample.", "speaker_embed.", "gc_proj.")
@@ -103,30 +105,43 @@ def transfer_weights(model: torch.nn.Module, source: dict[str, np.ndarray]
     return report
 
 
-def stack_of(weights: dict[str, np.ndarray], source_names=(), names=()
-             ) -> dict[str, np.ndarray]:
-    """A source's weights (name -> array) without its conditioning inputs
-    (:data:`CONDITIONING`), with the mean of its speaker table (n_speakers, L * G) added to
-    ``gate_bias`` (L, G): what a new conditioning starts from. When the new model's
-    features ``names`` share names with the source's ``source_names``, its
-    ``cond_in.weight`` (C, len(names), k) takes the source's columns for them and zeros
-    for the rest, and ``cond_in.bias`` is the source's."""
+def start_weights(bundle, names=(), new_conditioning: bool = False
+                  ) -> dict[str, np.ndarray]:
+    """The weights (name -> array) a run whose dataset has the features ``names`` starts
+    from: the bundle's, or its stack alone (:func:`stack_of`) for a new conditioning,
+    with ``cond_in`` matched to ``names`` (:func:`inputs_by_name`)."""
+    weights = stack_of(bundle.weights) if new_conditioning else dict(bundle.weights)
+    own = bundle.feature_spec.names if bundle.feature_spec is not None else ()
+    weights.update(inputs_by_name(bundle.weights, own, names or ()))
+    return weights
+
+
+def stack_of(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A source's weights without its conditioning inputs (:data:`CONDITIONING`), with the
+    mean of its speaker table (n_speakers, L * G) added to ``gate_bias`` (L, G)."""
     out = {k: v for k, v in weights.items() if not k.startswith(CONDITIONING)}
     table = weights.get("speaker_embed.weight")
     if table is not None and "gate_bias" in out:
         bias = np.asarray(out["gate_bias"])
         out["gate_bias"] = bias + np.asarray(table).mean(axis=0).reshape(bias.shape)
-    source_names, names = list(source_names or ()), list(names or ())
-    w = weights.get("cond_in.weight")
-    if w is not None and set(names) & set(source_names):
-        w = np.asarray(w)
-        cols = np.zeros((w.shape[0], len(names), w.shape[2]), w.dtype)
-        for j, name in enumerate(names):
-            if name in source_names:
-                cols[:, j] = w[:, source_names.index(name)]
-        out["cond_in.weight"] = cols
-        out["cond_in.bias"] = weights["cond_in.bias"]
     return out
+
+
+def inputs_by_name(weights: dict[str, np.ndarray], source_names, names
+                   ) -> dict[str, np.ndarray]:
+    """``cond_in.weight`` (C, len(names), k) with the source's column for each feature of
+    ``names`` it read (``source_names``) and zeros for the others, and its
+    ``cond_in.bias``; empty when the source has no ``cond_in`` or shares no feature."""
+    w = weights.get("cond_in.weight")
+    source_names, names = list(source_names), list(names)
+    if w is None or not set(names) & set(source_names):
+        return {}
+    w = np.asarray(w)
+    cols = np.zeros((w.shape[0], len(names), w.shape[2]), w.dtype)
+    for j, name in enumerate(names):
+        if name in source_names:
+            cols[:, j] = w[:, source_names.index(name)]
+    return {"cond_in.weight": cols, "cond_in.bias": weights["cond_in.bias"]}
 
 
 def source_model_fields(bundle) -> dict[str, Any]:

@@ -483,12 +483,10 @@ def train(data_dir: str | Path, out_dir: str | Path, preset: Preset | None = Non
     torch.manual_seed(tcfg.seed)  # same initial weights on every rank
     model = WaveNet(cfg)
     if source is not None:
-        from vocoder.train.init_from import stack_of, transfer_weights
+        from vocoder.train.init_from import start_weights, transfer_weights
 
-        weights = source.weights
-        if new_conditioning:
-            weights = stack_of(weights, source.feature_spec and source.feature_spec.names,
-                               data.spec and data.spec.names)
+        weights = start_weights(source, data.spec.names if data.spec is not None else (),
+                                new_conditioning)
         log.info("initialised from %s%s: %s", source.path,
                  " (its stack, a new conditioning)" if new_conditioning else "",
                  transfer_weights(model, weights).summary())
