@@ -112,7 +112,7 @@ def start_weights(bundle, names=(), new_conditioning: bool = False
     with ``cond_in`` matched to ``names`` (:func:`inputs_by_name`)."""
     weights = stack_of(bundle.weights) if new_conditioning else dict(bundle.weights)
     own = bundle.feature_spec.names if bundle.feature_spec is not None else ()
-    weights.update(inputs_by_name(bundle.weights, own, names or ()))
+    weights.update(inputs_by_name(bundle.weights, own, names))
     return weights
 
 
