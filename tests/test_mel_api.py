@@ -323,3 +323,84 @@ def test_the_demo_analysis_and_upsampling_stream_exactly(tmp_path):
     out = tmp_path / "re.wav"
     assert main(["resynth", str(path), str(wav), "-o", str(out), "-q"]) == 0
     assert sf.info(str(out)).frames == 4800 and sf.info(str(out)).samplerate == 16000
+
+
+# -- the mel post-filter ------------------------------------------------------------------
+def test_postfilter_is_applied_after_sampling_and_streams_exactly(bundle, voc):
+    from vocoder.postfilter import postfilter
+
+    mel = _mel(60, seed=12)
+    plain = voc.synthesize(mel, seed=4)
+    assert np.array_equal(voc.synthesize(mel, seed=4, postfilter=0), plain)  # the default
+    for passes in (1, 2):
+        out = voc.synthesize(mel, seed=4, postfilter=passes)
+        ref = np.clip(postfilter(plain, mel.T, MEL, passes), -1, 1)
+        assert out.shape == plain.shape and np.array_equal(out, ref)
+        assert not np.allclose(out, plain)
+        # given normalised, the mels are mapped back for the target
+        normed = voc.feature_spec.normalize(mel.T)
+        assert np.allclose(voc.synthesize(normed, seed=4, normalize=False, postfilter=passes,
+                                          layout="frames-first"), out, atol=1e-5)
+        for backend in ("onnxruntime", "torch"):
+            with Vocoder.load(bundle, backend=backend) as v:
+                chunks = list(v.stream(mel, seed=4, chunk=64, postfilter=passes))
+                assert len(chunks) > 1 and all(len(c) for c in chunks)
+                assert np.array_equal(np.concatenate(chunks), out)
+
+
+def test_postfilter_through_render_play_and_resynth(voc, bundle, tmp_path, null_sink):  # noqa: F811
+    mel = torch.from_numpy(_mel(400, seed=13))
+    ref = voc.synthesize(mel, seed=2, postfilter=2)
+    playback.render(voc, mel, out=tmp_path / "r.wav", seed=2, postfilter=2)
+    audio, _ = sf.read(tmp_path / "r.wav", dtype="float32")
+    assert np.abs(audio - ref).max() <= 1.5 / 32768
+    rep = playback.play(voc, mel, seed=2, device=null_sink, out=tmp_path / "p.wav",
+                        postfilter=2)
+    assert rep.samples == len(ref)
+    played, _ = sf.read(tmp_path / "p.wav", dtype="float32")
+    assert np.abs(played - ref).max() <= 1.5 / 32768
+    n = _wav(tmp_path / "in.wav", 0.05, SR)
+    for passes in ("0", "1"):
+        assert main(["resynth", str(bundle), str(tmp_path / "in.wav"), "-o",
+                     str(tmp_path / f"o{passes}.wav"), "-q", "--postfilter", passes]) == 0
+    a0, a1 = (sf.read(tmp_path / f"o{p}.wav")[0] for p in "01")
+    assert len(a0) == len(a1) == n and not np.allclose(a0, a1)
+
+
+def test_the_bundle_sets_the_default_postfilter(bundle, tmp_path):
+    import shutil
+
+    copy = tmp_path / "pf"
+    shutil.copytree(bundle, copy)
+    doc = json.loads((copy / "config.json").read_text())
+    doc["sampling"]["postfilter"] = 2
+    (copy / "config.json").write_text(json.dumps(doc))
+    mel = _mel(30, seed=14)
+    with Vocoder.load(copy) as v, Vocoder.load(bundle) as plain:
+        assert v.sampling.postfilter == 2 and plain.sampling.postfilter == 0
+        assert np.array_equal(v.synthesize(mel, seed=1), plain.synthesize(mel, seed=1,
+                                                                           postfilter=2))
+        assert np.array_equal(v.synthesize(mel, seed=1, postfilter=0),
+                              plain.synthesize(mel, seed=1))
+    doc["sampling"]["postfilter"] = 7
+    (copy / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(VocoderError, match="config.json.*postfilter must be a number of "
+                                           "passes from 0"):
+        Vocoder.load(copy)
+
+
+def test_postfilter_needs_a_mel_bundle(cond_bundle, tmp_path, capsys):
+    path, _, _ = cond_bundle
+    feats = np.random.default_rng(0).standard_normal((12, 5)).astype(np.float32)
+    with Vocoder.load(path) as v:
+        with pytest.raises(VocoderError, match="needs a mel-conditioned bundle"):
+            v.synthesize(feats, speaker=1, gc=[0.1, 0.2], postfilter=1)
+        with pytest.raises(VocoderError, match="needs a mel-conditioned bundle"):
+            next(v.stream(feats, speaker=1, gc=[0.1, 0.2], postfilter=1))
+    np.save(tmp_path / "f.npy", feats)
+    out = tmp_path / "o.wav"
+    assert main(["synthesize", str(path), str(tmp_path / "f.npy"), "-o", str(out),
+                 "--gc", "0.1,0.2", "--postfilter", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "needs a mel-conditioned bundle" in err and "Traceback" not in err
+    assert not out.exists()

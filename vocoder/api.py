@@ -19,6 +19,7 @@ from vocoder.inputs import (
     check_speaker,
 )
 from vocoder.mulaw import dequantize
+from vocoder.postfilter import MelPostfilter, check_passes, postfilter
 from vocoder.runtime import engine, folding, registry
 from vocoder.runtime.conditioning import Conditioner
 from vocoder.runtime.sampling import check_temperature
@@ -127,6 +128,25 @@ class Vocoder:
         v = None if v is None else check_temperature(v)
         return t, (None if v == t else v)
 
+    def resolve_postfilter(self, passes) -> int:
+        """Mel post-filter passes (:mod:`vocoder.postfilter`), the bundle's where None;
+        a VocoderError when asked of a bundle that does not read mels."""
+        p = check_passes(self.bundle.sampling.postfilter if passes is None else passes)
+        if p and self.mel_config is None:
+            raise VocoderError("the mel post-filter needs a mel-conditioned bundle (it "
+                               "pulls the output toward the input mels); this bundle "
+                               "reads other features: use postfilter=0")
+        return p
+
+    def _target_mels(self, cond: Conditioner, normalize: bool) -> np.ndarray:
+        """(T, n_mels) raw log mels of a conditioner's features (the post-filter's
+        target); features given normalised are mapped back."""
+        f = np.asarray(cond.features, dtype=np.float64)
+        if not normalize:
+            spec = self.feature_spec
+            f = f * np.asarray(spec.std) + np.asarray(spec.mean)
+        return f[:, :self.mel_config.n_mels]
+
     # -- synthesis --------------------------------------------------------------------
     def synthesize(self, features=None, speaker: int | None = None, seed: int = 0,
                    temperature: float | None = None, *, gc=None,
@@ -134,7 +154,7 @@ class Vocoder:
                    fold: bool = False, fold_settings: folding.FoldSettings | None = None,
                    normalize: bool = True, progress: bool = False,
                    voiced_temperature: float | None = None, layout: str | None = None,
-                   mel_config=None) -> np.ndarray:
+                   mel_config=None, postfilter: int | None = None) -> np.ndarray:
         """Features (Tf, D) -> audio (Tf * hop,) float32 in [-1, 1]; a batch (B, Tf, D)
         -> (B, Tf * hop), generated side by side (as :meth:`synthesize_batch`).
 
@@ -154,6 +174,8 @@ class Vocoder:
         noise in voiced speech; CPU backends). Either left None takes the bundle's
         default (:attr:`sampling`); pass ``voiced_temperature=temperature`` to sample
         voiced frames like the rest.
+        ``postfilter``: passes of the mel post-filter (:mod:`vocoder.postfilter`; mel
+        bundles only, 0 = off; None takes the bundle's default).
         """
         items = batch_items(features)
         k = 1 if items is None else len(items)
@@ -165,7 +187,7 @@ class Vocoder:
                                     fold=fold, fold_settings=fold_settings,
                                     normalize=normalize, progress=progress,
                                     voiced_temperature=voiced_temperature, layout=layout,
-                                    mel_config=mel_config)
+                                    mel_config=mel_config, postfilter=postfilter)
         return out[0] if items is None else np.stack(out)
 
     def synthesize_batch(self, features_list: Sequence, speakers: Sequence | None = None,
@@ -174,7 +196,7 @@ class Vocoder:
                          fold_settings: folding.FoldSettings | None = None,
                          normalize: bool = True, progress: bool = False,
                          voiced_temperature: float | None = None, layout: str | None = None,
-                         mel_config=None) -> list[np.ndarray]:
+                         mel_config=None, postfilter: int | None = None) -> list[np.ndarray]:
         """Several utterances at once, generated side by side as one batch.
 
         ``features_list``: one (Tf_i, D) array per utterance (for a mel bundle, mels as
@@ -185,6 +207,7 @@ class Vocoder:
         seed = _check_seed(seed)
         check_mel_config(mel_config, self.feature_spec)
         temperature, voiced = self.resolve_temperatures(temperature, voiced_temperature)
+        passes = self.resolve_postfilter(postfilter)
         k = len(features_list)
         if k == 0:
             raise VocoderError("synthesize_batch: empty list of utterances")
@@ -218,7 +241,11 @@ class Vocoder:
             # utterance de-emphasised once, so folding adds no filter transients.
             e = folding.assemble([s for s, _ in mine], [a for _, a in mine],
                                  c.n_samples, settings.crossfade if fold else 0)
-            out.append(deemphasize(e, self.config.preemphasis)[0])
+            a = deemphasize(e, self.config.preemphasis)[0]
+            if passes:
+                a = _postfilter_clipped(a, self._target_mels(c, normalize),
+                                        self.mel_config, passes)
+            out.append(a)
         return out
 
     def _run(self, jobs, seed, temperature, progress, voiced=None) -> list[np.ndarray]:
@@ -248,17 +275,20 @@ class Vocoder:
                n_samples: int | None = None,
                chunk: int | None = None, normalize: bool = True,
                voiced_temperature: float | None = None, layout: str | None = None,
-               mel_config=None) -> Iterator[np.ndarray]:
+               mel_config=None, postfilter: int | None = None) -> Iterator[np.ndarray]:
         """Yield float32 audio chunks of ``chunk`` samples (the last may be shorter) as
         they are generated. No folding; conditioning is computed chunk by chunk, so memory
         stays bounded whatever the length. Concatenated, the chunks equal
         ``synthesize(..., fold=False)`` with the same seed. chunk: default the backend's
         (50 ms on the CPU; one D_max period, whole CUDA graphs, on the GPU backends).
         One utterance: a mel bundle takes (n_mels, T), (1, n_mels, T) or (T, n_mels);
-        ``layout`` and ``mel_config`` as for :meth:`synthesize`."""
+        ``layout``, ``mel_config`` and ``postfilter`` as for :meth:`synthesize`; the
+        post-filter holds back about one analysis window per pass, which comes out with
+        the last chunk."""
         seed = _check_seed(seed)
         check_mel_config(mel_config, self.feature_spec)
         temperature, voiced = self.resolve_temperatures(temperature, voiced_temperature)
+        passes = self.resolve_postfilter(postfilter)
         if chunk is None:
             chunk = self.backend.stream_chunk()
         if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
@@ -267,10 +297,21 @@ class Vocoder:
         job = engine.Job(cond, 0, 0, cond.n_samples)
         q, coef = self.config.quantization_channels, self.config.preemphasis
         last = 0.0  # the de-emphasis filter's state, carried from chunk to chunk
+        post = (MelPostfilter(self._target_mels(cond, normalize), self.mel_config,
+                              cond.n_samples, passes) if passes else None)
         for _, c in engine.generate(self.backend, [job], seed, temperature, chunk=int(chunk),
                                     voiced_temperature=voiced):
             audio, last = classes_to_audio(c[0], q, coef, last)
-            yield audio
+            if post is None:
+                yield audio
+            else:
+                audio = _clip(post.push(audio))
+                if len(audio):
+                    yield audio
+        if post is not None:
+            tail = _clip(post.finish())
+            if len(tail):
+                yield tail
 
     def teacher_forced_logits(self, audio: np.ndarray, features=None,
                               speaker: int | None = None, *, gc=None,
@@ -291,3 +332,12 @@ class Vocoder:
         x = np.concatenate([[silence_class(q)], cls[:-1]]).astype(np.int64)
         job = engine.Job(cond, 0, 0, len(x), teacher=x)
         return np.concatenate([lg[0] for _, lg in engine.teacher_force(self.backend, [job])])
+
+
+def _clip(audio: np.ndarray) -> np.ndarray:
+    """Post-filtered audio back into [-1, 1] (a gain can lift a peak past full scale)."""
+    return np.clip(audio, -1.0, 1.0, out=audio)
+
+
+def _postfilter_clipped(audio, target, cfg, passes) -> np.ndarray:
+    return _clip(postfilter(audio, target, cfg, passes))

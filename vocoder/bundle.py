@@ -40,10 +40,13 @@ def graph_names(config: WaveNetConfig) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class SamplingDefaults:
     """How the bundle's model is meant to be sampled (``config.json`` "sampling"): the
-    temperature, and a different one in voiced frames (None: the same everywhere)."""
+    temperature, a different one in voiced frames (None: the same everywhere), and the
+    passes of the mel post-filter applied after sampling."""
 
     temperature: float = 1.0
     voiced_temperature: float | None = None
+    #: Passes of the mel post-filter (:mod:`vocoder.postfilter`; mel bundles; 0 = off).
+    postfilter: int = 0
 
     @classmethod
     def from_dict(cls, d: Any, where) -> SamplingDefaults:
@@ -54,12 +57,18 @@ class SamplingDefaults:
             for v in (out.temperature, out.voiced_temperature):
                 if v is not None and not (isinstance(v, (int, float)) and 0 <= v < 1e9):
                     raise VocoderError(f"temperatures must be numbers >= 0, got {v!r}")
+            from vocoder.postfilter import check_passes
+
+            check_passes(out.postfilter)
         except VocoderError as e:
             raise VocoderError(f"{where}: {e}") from None
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"temperature": self.temperature, "voiced_temperature": self.voiced_temperature}
+        d = {"temperature": self.temperature, "voiced_temperature": self.voiced_temperature}
+        if self.postfilter:  # absent when off, so older bundles' documents stay as they were
+            d["postfilter"] = self.postfilter
+        return d
 
 
 @dataclass

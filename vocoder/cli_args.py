@@ -9,17 +9,23 @@ from vocoder.errors import VocoderError
 
 
 def add_sampling_args(s: argparse.ArgumentParser) -> None:
-    """--temperature and --voiced-temperature (both default to the bundle's own)."""
+    """--temperature, --voiced-temperature and --postfilter (all default to the bundle's
+    own)."""
     s.add_argument("--temperature", type=float, default=None,
                    help="sampling temperature (default: the bundle's, usually 1.0; 0 = greedy)")
     s.add_argument("--voiced-temperature", type=float, default=None,
                    help="temperature in voiced frames (FFTNet's conditional sampling; "
                    "default: the bundle's; give the --temperature value to sample voiced "
                    "frames like the rest)")
+    s.add_argument("--postfilter", type=int, default=None, metavar="PASSES",
+                   help="passes of the mel post-filter, which pulls the output's mel "
+                   "spectrum toward the input mels (mel bundles; 0 = off; default: the "
+                   "bundle's)")
 
 
 def sampling_kwargs(args: argparse.Namespace) -> dict:
-    return {"temperature": args.temperature, "voiced_temperature": args.voiced_temperature}
+    return {"temperature": args.temperature, "voiced_temperature": args.voiced_temperature,
+            "postfilter": args.postfilter}
 
 
 def add_global_args(s: argparse.ArgumentParser) -> None:

@@ -55,6 +55,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     res = evaluate(args.bundle, args.data, n=args.n, backend=args.backend, seed=args.seed,
                    n_nll=args.n_nll, pitch_semitones=args.pitch_semitones,
                    temperature=args.temperature, voiced_temperature=args.voiced_temperature,
+                   postfilter=args.postfilter,
                    fold=args.fold == "on", out=out,
                    audio_dir=args.audio_dir, asr=not args.no_asr, progress=not args.quiet)
     print(format_report(res))

@@ -330,7 +330,7 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
              backend: str = "onnxruntime", *, seed: int = 0, n_nll: int | None = None,
              pitch_semitones: float = 3.0, fold: bool = False,
              temperature: float | None = None, voiced_temperature: float | None = None,
-             asr: bool = True,
+             asr: bool = True, postfilter: int | None = None,
              out: str | Path | None = None, audio_dir: str | Path | None = None,
              progress: bool = False) -> dict[str, Any]:
     """Evaluate ``bundle`` on the test split of the dataset ``data_dir``.
@@ -338,7 +338,8 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
     ``n`` utterances are synthesised (three times each when the pitch check runs);
     ``n_nll`` caps the utterances scored for NLL (default: all); ``fold`` goes to
     :meth:`~vocoder.api.Vocoder.synthesize` (default: the backend's choice), and so does
-    the sampling ``temperature`` and ``voiced_temperature`` (default: the bundle's).
+    the sampling ``temperature`` and ``voiced_temperature`` and the mel ``postfilter``
+    passes (default: the bundle's).
     ``asr=False`` skips the ASR word error rate, the slowest part of the ``eval`` extra.
     Returns the result
     dict (see the module docstring), also written as JSON to ``out`` when given;
@@ -355,6 +356,7 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
     voc = Vocoder.load(bundle, backend=backend)
     try:
         resolved = voc.resolve_temperatures(temperature, voiced_temperature)
+        postfilter = voc.resolve_postfilter(postfilter)
         cfg, spec = voc.config, voc.feature_spec
         ds = load_manifest(data_dir)
         split = "test" if ds.split("test") else "train"
@@ -378,6 +380,7 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
                                   "backend": voc.backend_name, "seed": seed,
                                   "temperature": resolved[0],
                                   "voiced_temperature": resolved[1],
+                                  "postfilter": postfilter,
                                   "notes": []}
         if split == "train":
             result["notes"].append("the dataset has no test split: evaluated on train")
@@ -425,6 +428,7 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
             gen = voc.synthesize(feats, speaker=speaker_of(e), seed=seed + k, fold=fold,
                                  temperature=temperature,
                                  voiced_temperature=voiced_temperature, progress=progress,
+                                 postfilter=postfilter,
                                  layout="frames-first")
             synth_time += time.perf_counter() - t0
             synth_samples += len(gen)
@@ -472,6 +476,7 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
                         g2 = voc.synthesize(shifted, speaker=speaker_of(e), seed=seed + k,
                                             fold=fold, temperature=temperature,
                                             voiced_temperature=voiced_temperature,
+                                            postfilter=postfilter,
                                             layout="frames-first")
                         lf2, v2 = f0_track(g2, sr, hop, tf)
                         both = v2 & voiced_gen
@@ -526,7 +531,9 @@ def format_report(result: dict[str, Any]) -> str:
     fmt = lambda v, unit="": "n/a" if v is None else f"{v}{unit}"
     lines = [f"bundle      {result['bundle']}",
              f"data        {result['data']} ({result['split']} split)",
-             f"backend     {result['backend']}",
+             f"backend     {result['backend']}"
+             + (f", mel post-filter {result['postfilter']} pass(es)"
+                if result.get("postfilter") else ""),
              "",
              f"{'metric':<34}{'value':>12}",
              f"{'-' * 46}",

@@ -385,17 +385,19 @@ def play(vocoder, features=None, *, speaker: int | None = None, seed: int = 0,
          latency: str | float = "high", headroom: float = DEFAULT_HEADROOM,
          out: str | Path | None = None, normalize: bool = True,
          trace: np.ndarray | None = None, layout: str | None = None,
-         mel_config=None) -> PlaybackReport:
+         mel_config=None, postfilter: int | None = None) -> PlaybackReport:
     """Generate with ``vocoder.stream`` and play live. ``out``: also write the played
     audio to this wav file (atomically, after playback). chunk: samples per generated
     chunk (default: the backend's, 50 ms on the CPU). trace: see :func:`play_chunks`.
-    ``layout``, ``mel_config``: for mels, as :meth:`vocoder.api.Vocoder.stream`."""
+    ``layout``, ``mel_config``, ``postfilter``: for mels, as
+    :meth:`vocoder.api.Vocoder.stream`."""
     sr = vocoder.sample_rate
     chunk = chunk or vocoder.backend.stream_chunk()
     n = _stream_length(vocoder, features, n_samples, layout, mel_config)
     gen = vocoder.stream(features, speaker=speaker, seed=seed, temperature=temperature, gc=gc,
                          n_samples=n_samples, chunk=chunk, normalize=normalize,
-                         voiced_temperature=voiced_temperature, layout=layout)
+                         voiced_temperature=voiced_temperature, layout=layout,
+                         postfilter=postfilter)
     record = np.zeros(n, np.float32) if out is not None else None
     rep = play_chunks(gen, n, sr, device=device, latency=latency, headroom=headroom,
                       record=record, trace=trace)
@@ -411,7 +413,7 @@ def render(vocoder, features=None, *, out: str | Path, speaker: int | None = Non
            seed: int = 0, temperature: float | None = None, gc=None,
            n_samples: int | None = None, chunk: int | None = None, normalize: bool = True,
            voiced_temperature: float | None = None, layout: str | None = None,
-           mel_config=None) -> tuple[int, float]:
+           mel_config=None, postfilter: int | None = None) -> tuple[int, float]:
     """What :func:`play` would play, written to ``out`` instead (no audio device needed).
     Returns (samples, generation seconds)."""
     from vocoder.fileio import write_wav_atomic
@@ -422,7 +424,7 @@ def render(vocoder, features=None, *, out: str | Path, speaker: int | None = Non
                                 temperature=temperature, gc=gc, n_samples=n_samples,
                                 chunk=chunk, normalize=normalize,
                                 voiced_temperature=voiced_temperature, layout=layout,
-                                mel_config=mel_config))
+                                mel_config=mel_config, postfilter=postfilter))
     dt = time.perf_counter() - t0
     audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     write_wav_atomic(out, audio, sr)

@@ -50,7 +50,7 @@ def analyze(spec: FeatureSpec | None, audio: np.ndarray, f0_method: str = "dio",
 def resynthesize(voc, audio: np.ndarray, sample_rate: int, *, speaker: int | None = None,
                  seed: int = 0, temperature: float | None = None,
                  voiced_temperature: float | None = None, resample: bool = True,
-                 progress: bool = False) -> np.ndarray:
+                 progress: bool = False, postfilter: int | None = None) -> np.ndarray:
     """Audio (N,) float in [-1, 1] at ``sample_rate`` -> float32 audio at
     ``voc.sample_rate`` of the same duration (``voc``: a :class:`~vocoder.api.Vocoder`
     of a mel bundle): :func:`at_rate`, :func:`analyze`, synthesis, cut to the resampled
@@ -63,5 +63,5 @@ def resynthesize(voc, audio: np.ndarray, sample_rate: int, *, speaker: int | Non
     feats = analyze(voc.feature_spec, x, where=where)
     out = voc.synthesize(feats, speaker=speaker, seed=seed, temperature=temperature,
                          voiced_temperature=voiced_temperature, progress=progress,
-                         layout="frames-first")
+                         layout="frames-first", postfilter=postfilter)
     return out[:x.size]
