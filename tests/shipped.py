@@ -13,10 +13,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def check_documented_evaluation(bundle: Path, start: str, end: str,
                                 quotes: Callable[[dict], list[str]]) -> None:
-    """``bundle``/evaluation.json measured the bundle's own weights, and the README text
-    from ``start`` to the next ``end`` quotes each of ``quotes(evaluation)``."""
+    """``bundle``/evaluation.json measured the bundle's own weights and default
+    post-filter, and the README text from ``start`` to the next ``end`` quotes each of
+    ``quotes(evaluation)``."""
     ev = json.loads((bundle / "evaluation.json").read_text())
-    assert ev["weights_sha256"] == load_bundle(bundle).weights_sha256
+    b = load_bundle(bundle)
+    assert ev["weights_sha256"] == b.weights_sha256
+    # ... and with the post-filter the bundle applies by default
+    assert ev.get("postfilter", 0) == b.sampling.postfilter
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index(start):]
     section = section[:section.index(end)]

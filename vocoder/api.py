@@ -132,18 +132,35 @@ class Vocoder:
         """Mel post-filter passes (:mod:`vocoder.postfilter`), the bundle's where None;
         a VocoderError when asked of a bundle that does not read mels."""
         p = check_passes(self.bundle.sampling.postfilter if passes is None else passes)
-        if p and self.mel_config is None:
-            raise VocoderError("the mel post-filter needs a mel-conditioned bundle (it "
-                               "pulls the output toward the input mels); this bundle "
-                               "reads other features: use postfilter=0")
+        if p and self.mel_config is None and self.bundle.mel_predictor is None:
+            raise VocoderError("the mel post-filter needs a mel-conditioned bundle or one "
+                               "with a mel predictor (`vocoder train-postfilter`): it pulls "
+                               "the output toward mels; this bundle has neither: use "
+                               "postfilter=0")
         return p
 
+    @property
+    def postfilter_mel_config(self):
+        """The analysis the post-filter works in: the mels a mel bundle reads, or those
+        its mel predictor makes; None when the bundle has neither."""
+        if self.mel_config is not None:
+            return self.mel_config
+        p = self.bundle.mel_predictor
+        return None if p is None else p[0].mel
+
     def _target_mels(self, cond: Conditioner, normalize: bool) -> np.ndarray:
-        """(T, n_mels) raw log mels of a conditioner's features (the post-filter's
-        target); features given normalised are mapped back."""
+        """(T, n_mels) raw log mels the post-filter pulls toward: a mel bundle's own
+        input (features given normalised are mapped back), or the mel predictor's."""
+        spec = self.feature_spec
         f = np.asarray(cond.features, dtype=np.float64)
+        if self.mel_config is None:
+            from vocoder.mel_predictor import predict
+
+            cfg, weights = self.bundle.mel_predictor
+            normed = spec.normalize(f) if normalize and spec is not None else f
+            speaker = None if cond.speaker is None else int(cond.speaker[0])
+            return predict(cfg, weights, normed, speaker)
         if not normalize:
-            spec = self.feature_spec
             f = f * np.asarray(spec.std) + np.asarray(spec.mean)
         return f[:, :self.mel_config.n_mels]
 
@@ -244,7 +261,7 @@ class Vocoder:
             a = deemphasize(e, self.config.preemphasis)[0]
             if passes:
                 a = _postfilter_clipped(a, self._target_mels(c, normalize),
-                                        self.mel_config, passes)
+                                        self.postfilter_mel_config, passes)
             out.append(a)
         return out
 
@@ -297,8 +314,9 @@ class Vocoder:
         job = engine.Job(cond, 0, 0, cond.n_samples)
         q, coef = self.config.quantization_channels, self.config.preemphasis
         last = 0.0  # the de-emphasis filter's state, carried from chunk to chunk
-        post = (MelPostfilter(self._target_mels(cond, normalize), self.mel_config,
-                              cond.n_samples, passes) if passes else None)
+        post = (MelPostfilter(self._target_mels(cond, normalize),
+                              self.postfilter_mel_config, cond.n_samples, passes)
+                if passes else None)
         for _, c in engine.generate(self.backend, [job], seed, temperature, chunk=int(chunk),
                                     voiced_temperature=voiced):
             audio, last = classes_to_audio(c[0], q, coef, last)

@@ -85,6 +85,8 @@ class Bundle:
     sampling: SamplingDefaults = field(default_factory=lambda: SamplingDefaults())
     #: Names of the gc vector's entries (multi-hot tags, :mod:`vocoder.tags`); () if none.
     tags: tuple[str, ...] = ()
+    #: (config, weights) of the mel predictor (:mod:`vocoder.mel_predictor`), or None.
+    mel_predictor: tuple[Any, dict[str, np.ndarray]] | None = None
 
     def build_model(self):
         """A torch :class:`~vocoder.model.WaveNet` with these weights, in eval mode."""
@@ -241,8 +243,65 @@ def load_bundle(path: str | Path) -> Bundle:
     _check_shapes(config, weights, weights_path)
     sampling = SamplingDefaults.from_dict(doc.get("sampling"), cfg_path)
     tags = _check_tags(doc["tags"], config, cfg_path) if doc.get("tags") is not None else ()
+    predictor = (_load_mel_predictor(path, doc["mel_predictor"], config, cfg_path)
+                 if doc.get("mel_predictor") is not None else None)
     return Bundle(path, config, spec, weights, digest, doc.get("training") or {},
-                  doc.get("export") or {}, sampling, tags)
+                  doc.get("export") or {}, sampling, tags, predictor)
+
+
+def _load_mel_predictor(path: Path, entry: Any, config: WaveNetConfig, where):
+    """The bundle's mel predictor (config, weights), checked against the model."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    from vocoder import mel_predictor as mp
+
+    if not isinstance(entry, dict):
+        raise VocoderError(f"{where}: 'mel_predictor' must be an object")
+    try:
+        cfg = mp.MelPredictorConfig.from_dict(entry.get("config"))
+    except VocoderError as e:
+        raise VocoderError(f"{where}: {e}") from None
+    if (cfg.in_channels, cfg.n_speakers, cfg.mel.sample_rate, cfg.mel.hop_length) != (
+            config.cond_channels, config.n_speakers, config.sample_rate, config.hop_length):
+        raise VocoderError(f"{where}: the mel predictor reads {cfg.in_channels} features "
+                           f"and {cfg.n_speakers} speakers at {cfg.mel.sample_rate} Hz, hop "
+                           f"{cfg.mel.hop_length}; the model {config.cond_channels}, "
+                           f"{config.n_speakers}, {config.sample_rate} Hz, hop "
+                           f"{config.hop_length}")
+    file = path / entry.get("file", mp.WEIGHTS_FILE)
+    try:
+        weights = load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise VocoderError(f"{file}: missing or unreadable ({e})") from None
+    if entry.get("sha256") not in (None, sha256_file(file)):
+        raise VocoderError(f"{file}: contents do not match the sha256 in {CONFIG_FILE}")
+    mp.check_weights(cfg, weights, file)
+    return cfg, weights
+
+
+def set_mel_predictor(path: str | Path, cfg, weights: dict[str, np.ndarray],
+                      training: dict[str, Any] | None = None,
+                      postfilter: int | None = None) -> None:
+    """Store a mel predictor in the bundle at ``path`` (weights first, then config.json,
+    each atomically), replacing any earlier one; ``postfilter`` also sets the bundle's
+    default passes of the mel post-filter."""
+    from safetensors.numpy import save_file
+
+    from vocoder import mel_predictor as mp
+    from vocoder.postfilter import check_passes
+
+    path = Path(path)
+    doc = read_config(path)
+    mp.check_weights(cfg, weights, "set_mel_predictor")
+    with atomic_path(path / mp.WEIGHTS_FILE) as tmp:
+        save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, str(tmp))
+    doc["mel_predictor"] = {"file": mp.WEIGHTS_FILE,
+                            "sha256": sha256_file(path / mp.WEIGHTS_FILE),
+                            "config": cfg.to_dict(), "training": training or {}}
+    if postfilter is not None:
+        doc.setdefault("sampling", {})["postfilter"] = check_passes(postfilter)
+    write_text_atomic(path / CONFIG_FILE, json.dumps(doc, indent=2) + "\n")
 
 
 def _check_tags(tags, config: WaveNetConfig, where) -> tuple[str, ...]:

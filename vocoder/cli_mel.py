@@ -110,6 +110,20 @@ def _cmd_mel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_postfilter(args: argparse.Namespace) -> int:
+    from vocoder.train.mel_predictor import MelPredictorTraining, train_mel_predictor
+
+    settings = MelPredictorTraining(steps=args.steps, seed=args.seed, preset=args.mel)
+    rec = train_mel_predictor(args.bundle, args.data, settings, postfilter=args.passes,
+                              progress=not args.quiet)
+    val = rec["val_l1_db"]
+    print(f"mel predictor: {rec['steps']} steps in {rec['seconds']:.0f} s, mean error "
+          f"{rec['train_l1_db']:.2f} dB (train batch)"
+          + (f", {val:.2f} dB (test split)" if val is not None else "")
+          + f"; stored in {args.bundle}, post-filter default {args.passes} pass(es)")
+    return 0
+
+
 def register(subparsers) -> None:
     from vocoder.features.mel import PRESETS
 
@@ -145,3 +159,23 @@ def register(subparsers) -> None:
     s.add_argument("--mel-param", action="append", metavar="KEY=VALUE",
                    help="change a preset's field, e.g. sample_rate=16000 (repeatable)")
     s.set_defaults(func=_cmd_mel)
+
+    s = subparsers.add_parser(
+        "train-postfilter", help="train a bundle's mel predictor, so that a bundle on "
+        "linguistic features takes the mel post-filter",
+        description="Train a small network that predicts the log mels of the bundle's "
+        "audio from its frame features, on a dataset with recordings, and store it in the "
+        "bundle; synthesis then pulls the output toward the predicted mels "
+        "(--postfilter). Mel bundles need none: they have their input mels.")
+    s.add_argument("bundle", help="a bundle on frame features (not mels); changed in place")
+    s.add_argument("--data", required=True, help="dataset directory with the bundle's "
+                   "features and recordings (as for `vocoder train`)")
+    s.add_argument("--steps", type=int, default=3000)
+    s.add_argument("--passes", type=int, default=2,
+                   help="the bundle's default post-filter passes (default 2)")
+    s.add_argument("--mel", default="hifigan-16k", choices=sorted(PRESETS),
+                   help="analysis of the predicted mels (its rate and hop become the "
+                   "bundle's)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_train_postfilter)
