@@ -22,8 +22,6 @@ from vocoder.features import analysis
 from vocoder.features.mel import MelConfig, preset
 from vocoder.features.spec import FeatureSpec
 
-pytest.importorskip("librosa")
-
 N_MELS, HOP, SR = 8, 6, 16000
 MEL = MelConfig(SR, 128, HOP, 24, N_MELS, name="tiny-test")
 

@@ -16,12 +16,9 @@ from vocoder.api import Vocoder
 from vocoder.bundle import load_bundle
 from vocoder.cli import main
 from vocoder.errors import VocoderError
+from vocoder.features.mel import preset
 from vocoder.features.spec import FeatureSpec
 from vocoder.mel_predictor import MelPredictorConfig, check_weights, predict, torch_module
-
-pytest.importorskip("librosa")
-
-from vocoder.features.mel import preset  # noqa: E402 (needs librosa)
 
 HOP = 6
 
@@ -93,7 +90,7 @@ def test_train_postfilter_learns_and_is_stored(setup, tmp_path, capsys):
     assert errors[150] < 0.8 * errors[1], errors
 
 
-def test_synthesis_pulls_toward_the_predicted_mels(setup, tmp_path):
+def test_synthesis_pulls_toward_the_predicted_mels(setup, tmp_path, capsys):
     from vocoder.postfilter import postfilter
 
     data, bundle = setup
@@ -114,6 +111,10 @@ def test_synthesis_pulls_toward_the_predicted_mels(setup, tmp_path):
         # the speaker reaches the predictor
         assert not np.array_equal(v.synthesize(feats, speaker=0, seed=3),
                                   v.synthesize(feats, speaker=0, seed=3, postfilter=0))
+    capsys.readouterr()
+    assert main(["info", str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "mel post-filter 1 pass(es)" in out and "mel predictor" in out
 
 
 def test_bad_uses_are_clear_errors(setup, tmp_path, capsys):

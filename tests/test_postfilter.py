@@ -7,11 +7,8 @@ import numpy as np
 import pytest
 
 from vocoder.errors import VocoderError
+from vocoder.features.mel import mel_frames, preset
 from vocoder.postfilter import MAX_BOOST_DB, MAX_CUT_DB, MelPostfilter, postfilter
-
-pytest.importorskip("librosa")
-
-from vocoder.features.mel import mel_frames, preset  # noqa: E402 (needs librosa)
 
 HIFI = preset("hifigan-16k")
 # The other framing, log and power conventions, shrunk to keep the test quick.

@@ -19,7 +19,8 @@ from vocoder.inputs import (
     check_speaker,
 )
 from vocoder.mulaw import dequantize
-from vocoder.postfilter import MelPostfilter, check_passes, postfilter
+from vocoder.postfilter import MelPostfilter, analysis, check_passes
+from vocoder.postfilter import postfilter as apply_postfilter  # `postfilter` is an argument
 from vocoder.runtime import engine, folding, registry
 from vocoder.runtime.conditioning import Conditioner
 from vocoder.runtime.sampling import check_temperature
@@ -53,6 +54,11 @@ class Vocoder:
         self.bundle = backend.bundle
         self.config = backend.config
         self.feature_spec = self.bundle.feature_spec
+        # The post-filter's filter bank and window (librosa), built here when the bundle
+        # post-filters by default, so that the first synthesis or stream does not wait.
+        self._pf_tools = None
+        if self.bundle.sampling.postfilter and self.postfilter_mel_config is not None:
+            self._postfilter_tools()
 
     @classmethod
     def load(cls, path: str | Path, backend: str = registry.DEFAULT_BACKEND,
@@ -147,6 +153,11 @@ class Vocoder:
             return self.mel_config
         p = self.bundle.mel_predictor
         return None if p is None else p[0].mel
+
+    def _postfilter_tools(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._pf_tools is None:
+            self._pf_tools = analysis(self.postfilter_mel_config)
+        return self._pf_tools
 
     def _target_mels(self, cond: Conditioner, normalize: bool) -> np.ndarray:
         """(T, n_mels) raw log mels the post-filter pulls toward: a mel bundle's own
@@ -260,8 +271,9 @@ class Vocoder:
                                  c.n_samples, settings.crossfade if fold else 0)
             a = deemphasize(e, self.config.preemphasis)[0]
             if passes:
-                a = _postfilter_clipped(a, self._target_mels(c, normalize),
-                                        self.postfilter_mel_config, passes)
+                a = _clip(apply_postfilter(a, self._target_mels(c, normalize),
+                                           self.postfilter_mel_config, passes,
+                                           self._postfilter_tools()))
             out.append(a)
         return out
 
@@ -315,7 +327,8 @@ class Vocoder:
         q, coef = self.config.quantization_channels, self.config.preemphasis
         last = 0.0  # the de-emphasis filter's state, carried from chunk to chunk
         post = (MelPostfilter(self._target_mels(cond, normalize),
-                              self.postfilter_mel_config, cond.n_samples, passes)
+                              self.postfilter_mel_config, cond.n_samples, passes,
+                              self._postfilter_tools())
                 if passes else None)
         for _, c in engine.generate(self.backend, [job], seed, temperature, chunk=int(chunk),
                                     voiced_temperature=voiced):
@@ -356,6 +369,3 @@ def _clip(audio: np.ndarray) -> np.ndarray:
     """Post-filtered audio back into [-1, 1] (a gain can lift a peak past full scale)."""
     return np.clip(audio, -1.0, 1.0, out=audio)
 
-
-def _postfilter_clipped(audio, target, cfg, passes) -> np.ndarray:
-    return _clip(postfilter(audio, target, cfg, passes))

@@ -46,6 +46,10 @@ def _cmd_info(args) -> int:
          "names": list(b.feature_spec.names[:8]) + (["..."] if b.feature_spec.dim > 8 else [])},
         "exported": sorted(p.name for p in b.path.glob("*.onnx")),
         "tags": list(b.tags),
+        "sampling": b.sampling.to_dict(),
+        "mel_predictor": None if b.mel_predictor is None else
+        {"parameters": sum(int(w.size) for w in b.mel_predictor[1].values()),
+         "mel": b.mel_predictor[0].mel.describe()},
         "training": b.training,
     }
     if args.json:
@@ -67,6 +71,13 @@ def _cmd_info(args) -> int:
     if b.tags:
         print(f"tags              {', '.join(b.tags)} (--tags)")
     print(f"exported          {', '.join(info['exported']) or 'no (run `vocoder export`)'}")
+    sm = b.sampling
+    print(f"sampling          temperature {sm.temperature}"
+          + (f", voiced {sm.voiced_temperature}" if sm.voiced_temperature is not None else "")
+          + (f", mel post-filter {sm.postfilter} pass(es)" if sm.postfilter else ""))
+    if b.mel_predictor is not None:
+        mp = info["mel_predictor"]
+        print(f"mel predictor     {mp['parameters']:,} parameters: {mp['mel']}")
     if b.training:
         print(f"training          {json.dumps(b.training)[:200]}")
     return 0

@@ -194,25 +194,34 @@ class _Pass:
         return self._emit(self.left + self.n)
 
 
+def analysis(cfg) -> tuple[np.ndarray, np.ndarray]:
+    """(filter bank (n_mels, n_fft // 2 + 1), window (n_fft,)) of the analysis ``cfg``:
+    librosa's, as for the mels themselves. Building them imports librosa, which takes a
+    moment: callers that synthesise often build them once and pass them on."""
+    from vocoder.features.mel import _librosa, filter_bank
+
+    librosa = _librosa()
+    window = librosa.filters.get_window("hann", cfg.win_length, fftbins=True)
+    return filter_bank(cfg), librosa.util.pad_center(window, size=cfg.n_fft)
+
+
 class MelPostfilter:
     """The post-filter of one utterance, fed chunk by chunk.
 
     ``target``: (T, n_mels) raw log mels in the analysis ``cfg`` (a
     :class:`~vocoder.features.mel.MelConfig`), the ones the audio was generated from;
     ``n_samples``: the utterance's length. :meth:`push` returns float32 samples that are
-    final, :meth:`finish` the rest; together exactly ``n_samples``."""
+    final, :meth:`finish` the rest; together exactly ``n_samples``. ``tools``:
+    :func:`analysis` of ``cfg`` when the caller has it already."""
 
-    def __init__(self, target: np.ndarray, cfg, n_samples: int, passes: int = 1):
-        from vocoder.features.mel import filter_bank, _librosa
-
+    def __init__(self, target: np.ndarray, cfg, n_samples: int, passes: int = 1,
+                 tools: tuple[np.ndarray, np.ndarray] | None = None):
         passes = check_passes(passes)
         target = np.asarray(target, dtype=np.float64)
         if target.ndim != 2 or target.shape[1] != cfg.n_mels:
             raise VocoderError(f"post-filter: target mels must be (T, {cfg.n_mels}), got "
                                f"shape {target.shape}")
-        bank = filter_bank(cfg)
-        window = _librosa().filters.get_window("hann", cfg.win_length, fftbins=True)
-        window = _librosa().util.pad_center(window, size=cfg.n_fft)
+        bank, window = tools if tools is not None else analysis(cfg)
         self.passes = [_Pass(target, cfg, int(n_samples), bank, window)
                        for _ in range(passes)]
 
@@ -231,10 +240,11 @@ class MelPostfilter:
         return np.concatenate(out).astype(np.float32)
 
 
-def postfilter(audio: np.ndarray, target: np.ndarray, cfg, passes: int = 1) -> np.ndarray:
+def postfilter(audio: np.ndarray, target: np.ndarray, cfg, passes: int = 1,
+               tools: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Whole-utterance :class:`MelPostfilter`: (N,) audio and its (T, n_mels) raw log
     mels -> (N,) float32. ``passes`` 0 returns the audio as it is (float32)."""
     if check_passes(passes) == 0:
         return np.asarray(audio, dtype=np.float32)
-    f = MelPostfilter(target, cfg, len(audio), passes)
+    f = MelPostfilter(target, cfg, len(audio), passes, tools)
     return np.concatenate([f.push(audio), f.finish()])

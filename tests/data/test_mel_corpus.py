@@ -17,8 +17,6 @@ from vocoder.errors import VocoderError
 from vocoder.features import analysis
 from vocoder.features.mel import preset
 
-pytest.importorskip("librosa")
-
 #: HiFi-GAN's analysis shrunk to the tests' tiny model (hop 6 = 2 x 3), as --mel-param
 #: flags and as the config they make.
 TINY_PARAMS = ["n_fft=128", "hop_length=6", "win_length=24", "n_mels=8"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import librosa
 import numpy as np
 import pytest
 import soundfile as sf
@@ -12,8 +13,6 @@ import soundfile as sf
 from vocoder.errors import VocoderError
 from vocoder.features import analysis, mel
 from vocoder.features.spec import FeatureSpec
-
-librosa = pytest.importorskip("librosa")
 
 WAV = Path(__file__).parent / "data" / "arctic_a0009.wav"
 TOL = 1e-4  # on log values

@@ -15,8 +15,6 @@ from vocoder.api import Vocoder
 from vocoder.bundle import load_bundle
 from vocoder.cli import main
 
-pytest.importorskip("librosa")
-
 STEPS = dict(batch_size=2, crop_frames=8, lr=3e-3, warmup_steps=1, steps=3, log_every=1,
              val_every=3, val_utterances=1, checkpoint_every=3, keep_last=1)
 

@@ -25,7 +25,7 @@ frames, T = ceil(N / hop), and then analysed:
 :func:`log_mel` returns every frame of the convention (what an acoustic model trained on
 it predicts); :func:`mel_frames` returns the T frames the dataset stores.
 
-librosa is imported on first use (the ``features`` extra), so reading a bundle's
+librosa is imported on first use (it takes a moment), so reading a bundle's
 :class:`MelConfig` needs only the standard library.
 """
 
@@ -244,8 +244,8 @@ def _librosa():
     try:
         import librosa
     except ImportError:
-        raise VocoderError("mel spectrograms need librosa: pip install librosa "
-                           "(or pip install -e .[features])") from None
+        raise VocoderError("mel spectrograms and the mel post-filter need librosa (a "
+                           "dependency of this package): pip install librosa") from None
     return librosa
 
 
