@@ -141,3 +141,56 @@ def test_bad_uses_are_clear_errors(setup, tmp_path, capsys):
     (b / "mel_predictor.safetensors").write_bytes(bytes(raw))
     with pytest.raises(VocoderError, match="do not match the sha256"):
         load_bundle(b)
+
+
+def test_pitch_shifted_copies_move_log_f0_and_the_mels(setup, tmp_path, capsys):
+    """Each training recording comes with WORLD copies whose log_f0 feature and mels
+    moved together; the CLI trains on them and records the setting."""
+    from vocoder.data.corpus import load_manifest
+    from vocoder.features.mel import mel_frames
+    from vocoder.train.mel_predictor import _pairs
+
+    data, bundle = setup
+    spec = load_bundle(bundle).feature_spec
+    mel_cfg = preset("hifigan-16k", hop_length=HOP)
+    entries = load_manifest(data).split("train")[:2]
+    pairs = _pairs(entries, spec, mel_cfg, "here", shifts=[[3.0], [-2.0]])
+    assert len(pairs) == 4
+    for (f0_, m0, s0), (f1, m1, s1), st in ((pairs[0], pairs[1], 3.0),
+                                             (pairs[2], pairs[3], -2.0)):
+        moved = (f1 - f0_) * np.asarray(spec.std, np.float32)
+        np.testing.assert_allclose(moved[:, 0], np.log(2) * st / 12, atol=1e-5)
+        assert not moved[:, 1:].any() and s0 == s1 and m0.shape == m1.shape
+        assert np.abs(m1 - m0).mean() > 0.1  # the audio was resynthesised shifted
+    # what WORLD's resynthesis alone changes cancels: shift 0 gives the recording's mels
+    p0 = _pairs(entries[:1], spec, mel_cfg, "here", shifts=[[0.0]])
+    np.testing.assert_allclose(p0[1][1], p0[0][1], atol=1e-5)
+    assert np.array_equal(pairs[0][1], mel_frames(
+        load_manifest(data).load(entries[0])[0] / 32768.0, mel_cfg).T[:len(pairs[0][1])])
+
+    b = tmp_path / "b"
+    shutil.copytree(bundle, b)
+    assert main(["train-postfilter", str(b), "--data", str(data), "--steps", "3", "-q",
+                 "--pitch-shift", "2", "--shifted-copies", "1"]) == 0
+    doc = json.loads((b / "config.json").read_text())["mel_predictor"]["training"]
+    assert doc["pitch_shift"] == 2.0 and doc["shifted_copies"] == 1
+    capsys.readouterr()
+    assert main(["train-postfilter", str(b), "--data", str(data), "--steps", "3",
+                 "--pitch-shift", "13"]) == 2
+    assert "0-12 semitones" in capsys.readouterr().err
+
+
+def test_pitch_shift_needs_log_f0_and_vuv(setup, tmp_path, capsys):
+    data, _ = setup
+    spec = FeatureSpec(("a", "b", "c"), HOP, (6.0, 0.5, 0.5), (0.4, 0.5, 0.3),
+                       (False, False, False))
+    b = tmp_path / "b"
+    make_bundle(b, make_config(cond_channels=3, n_speakers=2, upsample_scales=(2, 3)),
+                feature_spec=spec, export=False)
+    assert main(["train-postfilter", str(b), "--data", str(data), "--steps", "2",
+                 "--pitch-shift", "2"]) == 2
+    assert "need the features 'log_f0' and 'vuv'" in capsys.readouterr().err
+    assert main(["train-postfilter", str(b), "--data", str(data), "--steps", "2",
+                 "--kernel", "4"]) == 2
+    assert "kernel odd" in capsys.readouterr().err
+    assert load_bundle(b).mel_predictor is None

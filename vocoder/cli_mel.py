@@ -113,7 +113,11 @@ def _cmd_mel(args: argparse.Namespace) -> int:
 def _cmd_train_postfilter(args: argparse.Namespace) -> int:
     from vocoder.train.mel_predictor import MelPredictorTraining, train_mel_predictor
 
-    settings = MelPredictorTraining(steps=args.steps, seed=args.seed, preset=args.mel)
+    settings = MelPredictorTraining(steps=args.steps, seed=args.seed, preset=args.mel,
+                                    pitch_shift=args.pitch_shift,
+                                    shifted_copies=args.shifted_copies,
+                                    layers=args.layers, hidden=args.hidden,
+                                    kernel=args.kernel)
     rec = train_mel_predictor(args.bundle, args.data, settings, postfilter=args.passes,
                               progress=not args.quiet)
     val = rec["val_l1_db"]
@@ -176,6 +180,18 @@ def register(subparsers) -> None:
     s.add_argument("--mel", default="hifigan-16k", choices=sorted(PRESETS),
                    help="analysis of the predicted mels (its rate and hop become the "
                    "bundle's)")
+    s.add_argument("--layers", type=int, default=4,
+                   help="convolutions in the predictor (default 4)")
+    s.add_argument("--hidden", type=int, default=256, help="their channels (default 256)")
+    s.add_argument("--kernel", type=int, default=5,
+                   help="their width in frames, odd (default 5)")
+    s.add_argument("--pitch-shift", type=float, default=0.0, metavar="SEMITONES",
+                   help="also train on WORLD pitch-shifted copies of the recordings, "
+                   "shifted at random by up to this much, so that the predicted mels "
+                   "follow F0 moved beyond the corpus's range (needs pyworld and the "
+                   "features log_f0 and vuv; default 0: none)")
+    s.add_argument("--shifted-copies", type=int, default=2, metavar="N",
+                   help="pitch-shifted copies per training recording (default 2)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_train_postfilter)

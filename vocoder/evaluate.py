@@ -74,6 +74,7 @@ from typing import Any
 import numpy as np
 
 from vocoder.errors import VocoderError
+from vocoder.features.pitch_shift import shift_log_f0
 from vocoder.voicing_onsets import ONSET_BINS_MS, missed_by_onset, onset_bin_labels
 
 MCEP_DIMS = 25
@@ -471,8 +472,7 @@ def evaluate(bundle: str | Path, data_dir: str | Path, n: int = 4,
                     _mcd_frames(mel_cepstra(copy, sr, hop, tf), mc_ref)[loud].tolist())
                 if i_f0 is not None and pitch_semitones:
                     for name, sign in (("up", 1.0), ("down", -1.0)):
-                        shifted = feats.copy()
-                        shifted[:, i_f0] += sign * math.log(2.0) * pitch_semitones / 12.0
+                        shifted = shift_log_f0(feats, i_f0, sign * pitch_semitones)
                         g2 = voc.synthesize(shifted, speaker=speaker_of(e), seed=seed + k,
                                             fold=fold, temperature=temperature,
                                             voiced_temperature=voiced_temperature,

@@ -4,6 +4,11 @@ The targets are the log mels of the dataset's recordings in a named analysis at 
 bundle's rate and hop (one mel frame per feature frame); the inputs are the dataset's
 frame features, normalised with the bundle's own feature spec, and the speaker. Random
 crops, L1 loss on per-band normalised mels, Adam with a cosine-decayed learning rate.
+With ``pitch_shift``, each training recording also comes in ``shifted_copies`` WORLD
+pitch-shifted copies (:mod:`vocoder.features.pitch_shift`) with ``log_f0`` moved to
+match, so that the predicted harmonics follow the F0 input beyond the corpus's range;
+a copy's target mels are the recording's plus what the shift changes in WORLD's
+resynthesis, so WORLD's own colouring does not enter the targets.
 The result is stored in the bundle (:func:`vocoder.bundle.set_mel_predictor`), which
 then takes the mel post-filter.
 """
@@ -34,28 +39,66 @@ class MelPredictorTraining:
     layers: int = 4
     kernel: int = 5
     preset: str = "hifigan-16k"
+    pitch_shift: float = 0.0   # max |semitones| of the shifted copies; 0: none
+    shifted_copies: int = 2    # per training recording, each at a random shift
 
 
-def _pairs(entries, spec, mel_cfg, where) -> list[tuple[np.ndarray, np.ndarray, int]]:
-    """(normalised features (T, D), raw log mels (T, n_mels), speaker) per utterance."""
+def _log_floor(mel_cfg) -> float:
+    """The analysis's smallest log mel (its clamp, logged)."""
+    return float(np.log(mel_cfg.clamp) if mel_cfg.log == "ln" else np.log10(mel_cfg.clamp))
+
+
+def _world_mels(audio, log_f0, vuv, semitones, mel_cfg) -> np.ndarray:
+    """(T', n_mels) log mels of ``audio`` resynthesised by WORLD with F0 moved."""
+    from vocoder.features.mel import mel_frames
+    from vocoder.features.pitch_shift import world_pitch_shift
+
+    y = world_pitch_shift(audio, mel_cfg.sample_rate, mel_cfg.hop_length, log_f0, vuv,
+                          semitones)
+    return mel_frames(y, mel_cfg).T
+
+
+def _pairs(entries, spec, mel_cfg, where, shifts=(), progress=False
+           ) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """(normalised features (T, D), raw log mels (T, n_mels), speaker) per utterance, and
+    per pitch-shifted copy: ``shifts`` is one sequence of semitones per entry."""
     import soundfile as sf
 
     from vocoder.features.mel import mel_frames
+    from vocoder.features.pitch_shift import shift_log_f0
 
+    if progress and len(shifts):
+        from tqdm import tqdm
+
+        entries = tqdm(entries, unit="utt", desc="pitch-shifted copies")
     out = []
-    for e in entries:
-        f = spec.normalize(np.load(e.features))
+    for k, e in enumerate(entries):
+        raw = np.load(e.features)
         audio, sr = sf.read(e.wav, dtype="float64")
         if audio.ndim != 1 or sr != mel_cfg.sample_rate:
             raise VocoderError(f"{e.wav}: expected mono audio at {mel_cfg.sample_rate} Hz "
                                f"(the bundle's rate), got {audio.shape} at {sr} Hz")
         m = mel_frames(audio, mel_cfg).T
-        if abs(len(m) - len(f)) > 1:
-            raise VocoderError(f"{where}: {e.id} has {len(f)} feature frames but its "
+        if abs(len(m) - len(raw)) > 1:
+            raise VocoderError(f"{where}: {e.id} has {len(raw)} feature frames but its "
                                f"recording gives {len(m)} mel frames at hop "
                                f"{mel_cfg.hop_length}")
-        t = min(len(f), len(m))
-        out.append((f[:t], m[:t].astype(np.float32), int(e.speaker or 0)))
+        t = min(len(raw), len(m))
+        speaker = int(e.speaker or 0)
+        out.append((spec.normalize(raw)[:t], m[:t].astype(np.float32), speaker))
+        if len(shifts):
+            i_f0, i_vuv = spec.names.index("log_f0"), spec.names.index("vuv")
+            # The copy's mels are the recording's plus the change WORLD's shift makes to
+            # WORLD's own unshifted copy: what resynthesis alone changes cancels, so the
+            # targets near the recording's own F0 stay the recording's.
+            lf, vuv = raw[:, i_f0], raw[:, i_vuv]
+            base = _world_mels(audio, lf, vuv, 0.0, mel_cfg)[:t]
+            floor = _log_floor(mel_cfg)
+            for st in shifts[k]:
+                shifted = _world_mels(audio, lf, vuv, st, mel_cfg)[:t]
+                target = np.maximum(m[:t] + shifted - base, floor)
+                out.append((spec.normalize(shift_log_f0(raw, i_f0, st))[:t],
+                            target.astype(np.float32), speaker))
     return out
 
 
@@ -78,6 +121,12 @@ def train_mel_predictor(bundle_dir: str | Path, data_dir: str | Path,
     s = settings
     if s.steps < 1 or s.batch < 1 or s.crop < 1 or not s.lr > 0:
         raise VocoderError(f"steps, batch and crop must be >= 1 and lr > 0, got {s}")
+    if min(s.hidden, s.layers, s.kernel) < 1 or s.kernel % 2 == 0:
+        raise VocoderError(f"hidden, layers and kernel must be >= 1 and the kernel odd, "
+                           f"got {s.hidden}, {s.layers} and {s.kernel}")
+    if not 0 <= s.pitch_shift <= 12 or s.shifted_copies < 0:
+        raise VocoderError(f"pitch_shift must be 0-12 semitones and shifted_copies >= 0, "
+                           f"got {s.pitch_shift} and {s.shifted_copies}")
     bundle = load_bundle(bundle_dir)
     cfg, spec = bundle.config, bundle.feature_spec
     if spec is None or not cfg.cond_channels:
@@ -94,7 +143,19 @@ def train_mel_predictor(bundle_dir: str | Path, data_dir: str | Path,
         raise VocoderError(f"{data_dir} is at {ds.sample_rate} Hz, hop {ds.hop_length}; the "
                            f"bundle at {cfg.sample_rate} Hz, hop {cfg.hop_length}")
     mel_cfg = preset(s.preset, sample_rate=cfg.sample_rate, hop_length=cfg.hop_length)
-    train = _pairs(ds.split("train"), spec, mel_cfg, data_dir)
+    rng = np.random.default_rng(s.seed)
+    entries = ds.split("train")
+    shifts = ()
+    if s.pitch_shift and s.shifted_copies:
+        missing = [n for n in ("log_f0", "vuv") if n not in spec.names]
+        if missing:
+            raise VocoderError(f"pitch-shifted copies need the features 'log_f0' and "
+                               f"'vuv'; the bundle has no {missing}")
+        from vocoder.features.f0 import _import_pyworld
+
+        _import_pyworld()  # a clear error before any work when pyworld is missing
+        shifts = rng.uniform(-s.pitch_shift, s.pitch_shift, (len(entries), s.shifted_copies))
+    train = _pairs(entries, spec, mel_cfg, data_dir, shifts, progress)
     test = _pairs(ds.split("test"), spec, mel_cfg, data_dir)
     if not train:
         raise VocoderError(f"{data_dir}: no training utterances")
@@ -109,7 +170,6 @@ def train_mel_predictor(bundle_dir: str | Path, data_dir: str | Path,
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda k: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(k, s.steps) / s.steps)))
-    rng = np.random.default_rng(s.seed)
     mean_t, std_t = torch.from_numpy(mean), torch.from_numpy(std)
     # Log-mel units -> dB of magnitude, for reporting.
     to_db = 20 / math.log(10) / mel_cfg.power * (math.log(10) if mel_cfg.log == "log10" else 1)
@@ -158,6 +218,8 @@ def train_mel_predictor(bundle_dir: str | Path, data_dir: str | Path,
     net.eval()
     record = {"data": str(data_dir), "steps": s.steps, "batch": s.batch, "crop": s.crop,
               "lr": s.lr, "seed": s.seed, "preset": s.preset,
+              "hidden": s.hidden, "layers": s.layers, "kernel": s.kernel,
+              "pitch_shift": s.pitch_shift, "shifted_copies": s.shifted_copies,
               "seconds": round(time.perf_counter() - t0, 1),
               "train_l1_db": round(loss_db, 3), "val_l1_db": None}
     v = val_db()
