@@ -97,6 +97,7 @@ def test_preset_equals_library_reference(name):
     # the silence is at the clamp, the speech far above it
     floor = np.log(cfg.clamp) if cfg.log == "ln" else np.log10(cfg.clamp)
     assert np.isclose(got[:, -3:], floor, atol=TOL).all()
+    assert cfg.log_floor == pytest.approx(floor)
     assert got.max() > floor + 5
 
 
@@ -225,3 +226,4 @@ def test_frame_features_with_and_without_f0():
         mel.log_mel(np.zeros((2, 100)), cfg)
     with pytest.raises(VocoderError, match="NaN"):
         mel.log_mel(np.full(500, np.nan), cfg)
+

@@ -125,6 +125,15 @@ class MelConfig:
     def fmax_hz(self) -> float:
         return float(self.sample_rate) / 2 if self.fmax is None else self.fmax
 
+    def to_log(self, mel: np.ndarray | float) -> np.ndarray:
+        """The analysis's log (natural or base 10) of clamped mel values."""
+        return np.log(mel) if self.log == "ln" else np.log10(mel)
+
+    @property
+    def log_floor(self) -> float:
+        """The smallest log mel the analysis gives: its clamp, logged."""
+        return float(self.to_log(self.clamp))
+
     def replace(self, **changes: Any) -> MelConfig:
         """A copy with ``changes``; named "custom" unless ``name`` is given."""
         changes.setdefault("name", "custom")
@@ -296,8 +305,7 @@ def log_mel(audio, cfg: MelConfig) -> np.ndarray:
     power = spec.real ** 2 + spec.imag ** 2
     mag = np.sqrt(power + cfg.eps) if cfg.power == 1.0 else power
     mel = np.maximum(filter_bank(cfg) @ mag, cfg.clamp)
-    out = np.log(mel) if cfg.log == "ln" else np.log10(mel)
-    return out.astype(np.float32)
+    return cfg.to_log(mel).astype(np.float32)
 
 
 def n_frames(n_samples: int, hop_length: int) -> int:

@@ -11,24 +11,26 @@ it with that F0 scaled, so the frame features stay aligned and only ``log_f0`` m
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from vocoder.errors import VocoderError
 
 
-def world_pitch_shift(audio: np.ndarray, sample_rate: int, hop_length: int,
-                      log_f0: np.ndarray, voiced: np.ndarray, semitones: float) -> np.ndarray:
-    """Resynthesise ``audio`` with its F0 moved by ``semitones``.
+def world_pitch_shifts(audio: np.ndarray, sample_rate: int, hop_length: int,
+                       log_f0: np.ndarray, voiced: np.ndarray,
+                       semitones: Sequence[float]) -> list[np.ndarray]:
+    """Resynthesise ``audio`` once per shift in ``semitones``, from one WORLD analysis.
 
     Args:
         audio: (N,) float mono recording.
         log_f0: (T,) natural-log F0 per frame of ``hop_length`` samples (read where voiced).
         voiced: (T,) bool or 0/1 voicing per frame.
-        semitones: the shift; 0 still resynthesises (WORLD's own copy).
+        semitones: the shifts; 0 still resynthesises (WORLD's own copy).
 
     Returns:
-        (N,) float64, the same length as ``audio``.
+        one (N,) float64 array per shift, each the same length as ``audio``.
     """
     from vocoder.features.f0 import _import_pyworld
 
@@ -45,11 +47,15 @@ def world_pitch_shift(audio: np.ndarray, sample_rate: int, hop_length: int,
     period_ms = 1000.0 * hop_length / sample_rate
     f0 = np.where(v, np.exp(np.where(v, lf, 0.0)), 0.0)
     t = np.arange(f0.size) * (period_ms / 1000.0)
+    # The analysis costs several resyntheses, so it is shared by all the shifts.
     envelope = pw.cheaptrick(x, f0, t, sample_rate)
     aperiodicity = pw.d4c(x, f0, t, sample_rate)
-    y = pw.synthesize(f0 * 2.0 ** (semitones / 12.0), envelope, aperiodicity, sample_rate,
-                      period_ms)
-    return np.pad(y, (0, max(0, x.size - y.size)))[:x.size]
+    out = []
+    for st in semitones:
+        y = pw.synthesize(f0 * 2.0 ** (st / 12.0), envelope, aperiodicity, sample_rate,
+                          period_ms)
+        out.append(np.pad(y, (0, max(0, x.size - y.size)))[:x.size])
+    return out
 
 
 def shift_log_f0(features: np.ndarray, index: int, semitones: float) -> np.ndarray:

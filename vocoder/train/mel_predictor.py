@@ -43,21 +43,6 @@ class MelPredictorTraining:
     shifted_copies: int = 2    # per training recording, each at a random shift
 
 
-def _log_floor(mel_cfg) -> float:
-    """The analysis's smallest log mel (its clamp, logged)."""
-    return float(np.log(mel_cfg.clamp) if mel_cfg.log == "ln" else np.log10(mel_cfg.clamp))
-
-
-def _world_mels(audio, log_f0, vuv, semitones, mel_cfg) -> np.ndarray:
-    """(T', n_mels) log mels of ``audio`` resynthesised by WORLD with F0 moved."""
-    from vocoder.features.mel import mel_frames
-    from vocoder.features.pitch_shift import world_pitch_shift
-
-    y = world_pitch_shift(audio, mel_cfg.sample_rate, mel_cfg.hop_length, log_f0, vuv,
-                          semitones)
-    return mel_frames(y, mel_cfg).T
-
-
 def _pairs(entries, spec, mel_cfg, where, shifts=(), progress=False
            ) -> list[tuple[np.ndarray, np.ndarray, int]]:
     """(normalised features (T, D), raw log mels (T, n_mels), speaker) per utterance, and
@@ -65,12 +50,15 @@ def _pairs(entries, spec, mel_cfg, where, shifts=(), progress=False
     import soundfile as sf
 
     from vocoder.features.mel import mel_frames
-    from vocoder.features.pitch_shift import shift_log_f0
+    from vocoder.features.pitch_shift import shift_log_f0, world_pitch_shifts
 
-    if progress and len(shifts):
-        from tqdm import tqdm
+    if len(shifts):
+        i_f0, i_vuv = spec.names.index("log_f0"), spec.names.index("vuv")
+        floor = mel_cfg.log_floor
+        if progress:
+            from tqdm import tqdm
 
-        entries = tqdm(entries, unit="utt", desc="pitch-shifted copies")
+            entries = tqdm(entries, unit="utt", desc="pitch-shifted copies")
     out = []
     for k, e in enumerate(entries):
         raw = np.load(e.features)
@@ -87,15 +75,13 @@ def _pairs(entries, spec, mel_cfg, where, shifts=(), progress=False
         speaker = int(e.speaker or 0)
         out.append((spec.normalize(raw)[:t], m[:t].astype(np.float32), speaker))
         if len(shifts):
-            i_f0, i_vuv = spec.names.index("log_f0"), spec.names.index("vuv")
             # The copy's mels are the recording's plus the change WORLD's shift makes to
             # WORLD's own unshifted copy: what resynthesis alone changes cancels, so the
             # targets near the recording's own F0 stay the recording's.
-            lf, vuv = raw[:, i_f0], raw[:, i_vuv]
-            base = _world_mels(audio, lf, vuv, 0.0, mel_cfg)[:t]
-            floor = _log_floor(mel_cfg)
-            for st in shifts[k]:
-                shifted = _world_mels(audio, lf, vuv, st, mel_cfg)[:t]
+            base, *copies = (mel_frames(y, mel_cfg).T[:t] for y in world_pitch_shifts(
+                audio, sr, mel_cfg.hop_length, raw[:, i_f0], raw[:, i_vuv],
+                [0.0, *shifts[k]]))
+            for st, shifted in zip(shifts[k], copies):
                 target = np.maximum(m[:t] + shifted - base, floor)
                 out.append((spec.normalize(shift_log_f0(raw, i_f0, st))[:t],
                             target.astype(np.float32), speaker))
