@@ -8,30 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from tests.train.synth import write_dataset
+from tests.train.synth import train_tiny_run, write_dataset
 from vocoder.errors import VocoderError
 from vocoder.evaluate import _pyworld, evaluate, f0_track, format_report, mel_cepstra
-from vocoder.train import load_preset, train
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 needs_pyworld = pytest.mark.skipif(_pyworld() is None, reason="pyworld not installed")
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A bundle trained for a few steps on 80-sample-hop tones (configs/tiny.json)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("eval")
-    data = write_dataset(root / "data", n_train=3, n_test=2, frames=30, hop=80)
-    preset = load_preset(CONFIGS / "tiny.json")
-    preset = type(preset)(preset.model, preset.train.replace(steps=3, val_every=3,
-                                                              checkpoint_every=3))
-    res = train(data, root / "run", preset, progress=False, device="cpu")
-    torch.set_num_threads(before)
-    return data, res.bundle
+    return train_tiny_run(tmp_path_factory.mktemp("eval"))
 
 
 def test_evaluate_end_to_end(run, tmp_path):

@@ -21,6 +21,7 @@ from vocoder.errors import VocoderError
 from vocoder.features import analysis
 from vocoder.features.mel import MelConfig, preset
 from vocoder.features.spec import FeatureSpec
+from vocoder.postfilter import MAX_PASSES
 
 N_MELS, HOP, SR = 8, 6, 16000
 MEL = MelConfig(SR, 128, HOP, 24, N_MELS, name="tiny-test")
@@ -380,7 +381,7 @@ def test_the_bundle_sets_the_default_postfilter(bundle, tmp_path):
                                                                            postfilter=2))
         assert np.array_equal(v.synthesize(mel, seed=1, postfilter=0),
                               plain.synthesize(mel, seed=1))
-    doc["sampling"]["postfilter"] = 7
+    doc["sampling"]["postfilter"] = MAX_PASSES + 1
     (copy / "config.json").write_text(json.dumps(doc))
     with pytest.raises(VocoderError, match="config.json.*postfilter must be a number of "
                                            "passes from 0"):

@@ -19,8 +19,9 @@ def add_sampling_args(s: argparse.ArgumentParser) -> None:
                    "frames like the rest)")
     s.add_argument("--postfilter", type=int, default=None, metavar="PASSES",
                    help="passes of the mel post-filter, which pulls the output's mel "
-                   "spectrum toward the input mels (mel bundles; 0 = off; default: the "
-                   "bundle's)")
+                   "spectrum toward the input or predicted mels (mel bundles and bundles "
+                   "with a mel predictor; 0 = off; default: the "
+                   "bundle's; each pass adds an analysis window of streaming latency)")
 
 
 def sampling_kwargs(args: argparse.Namespace) -> dict:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import sparse
 
 from vocoder.errors import VocoderError
 
@@ -40,8 +41,10 @@ from vocoder.errors import VocoderError
 MAX_CUT_DB = 40.0
 #: Largest boost per band, in dB: a band the model left quiet is raised only a little.
 MAX_BOOST_DB = 10.0
-#: Most passes accepted (each adds a window of streaming latency).
-MAX_PASSES = 4
+#: Most passes accepted. Each pass moves the output only part of the way to the target
+#: (overlapping frames share every sample), so passes keep helping, less each time; each
+#: adds a window of streaming latency and an analysis's worth of work.
+MAX_PASSES = 16
 
 
 def check_passes(passes) -> int:
@@ -63,7 +66,7 @@ class _Pass:
     def __init__(self, target: np.ndarray, cfg, n_samples: int, bank: np.ndarray,
                  window: np.ndarray):
         self.cfg, self.target, self.n = cfg, target, n_samples
-        self.bank, self.window, self.w2 = bank, window, window ** 2
+        self.window, self.w2 = window, window ** 2
         hop, n_fft = cfg.hop_length, cfg.n_fft
         self.total = math.ceil(n_samples / hop) * hop  # the analysis pads to whole frames
         self.left = n_fft // 2 if cfg.padding == "center" else (n_fft - hop) // 2
@@ -75,7 +78,12 @@ class _Pass:
         # nearest bin inside it: the target says nothing there, and the sampling noise
         # is as loud there as next door.
         inside = np.flatnonzero(w > 0)
-        self.nearest = inside[np.abs(np.arange(len(w))[:, None] - inside[None, :]).argmin(1)]
+        nearest = inside[np.abs(np.arange(len(w))[:, None] - inside[None, :]).argmin(1)]
+        # Each FFT bin lies under at most two filters, so both products with the bank
+        # are sparse: the analysis (n_mels, F) and the spreading of band gains to bins,
+        # (F, n_mels) with the filter weights normalised per bin.
+        self.bank_sparse = sparse.csr_matrix(bank)
+        self.spread = sparse.csr_matrix((bank / self.bin_weight)[:, nearest].T)
         # Magnitude gain per unit of the mel's log: base ** (1 / power).
         self.log_unit = (math.log(10.0) if cfg.log == "log10" else 1.0) / cfg.power
         self.cut = -MAX_CUT_DB * math.log(10.0) / 20.0
@@ -115,14 +123,18 @@ class _Pass:
         spec = np.fft.rfft(frames * self.window, axis=1)                  # (k, F)
         power = spec.real ** 2 + spec.imag ** 2
         mag = np.sqrt(power + cfg.eps) if cfg.power == 1.0 else power
-        mel = np.maximum(mag @ self.bank.T, cfg.clamp)                    # (k, n_mels)
+        mel = np.maximum((self.bank_sparse @ mag.T).T, cfg.clamp)         # (k, n_mels)
         mel = np.log(mel) if cfg.log == "ln" else np.log10(mel)
         k_t = max(0, min(upto, len(self.target)) - i0)
-        gain = np.zeros_like(power)
+        gain = np.zeros_like(power) if k_t < len(starts) else None
         if k_t:
             g = (self.target[i0:i0 + k_t] - mel[:k_t]) * self.log_unit
             g = np.clip(g, self.cut, self.boost)                          # (k_t, n_mels)
-            gain[:k_t] = ((g @ self.bank) / self.bin_weight)[:, self.nearest]
+            spread = (self.spread @ g.T).T                                # (k_t, F)
+            if gain is None:
+                gain = spread
+            else:
+                gain[:k_t] = spread
         out = np.fft.irfft(spec * np.exp(gain), n=n_fft, axis=1) * self.window
         grow = starts[-1] + n_fft - self.o0 - len(self.ola)
         if grow > 0:

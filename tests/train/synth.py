@@ -62,3 +62,23 @@ def write_preset(path: Path, model: dict | None = None, **train) -> Path:
     doc = {"model": model if model is not None else tiny_model_fields(), "train": train}
     path.write_text(json.dumps(doc))
     return path
+
+
+def train_tiny_run(root: Path, steps: int = 3) -> tuple[Path, Path]:
+    """(dataset, bundle): ``configs/tiny.json`` trained for ``steps`` steps on one thread
+    on 80-sample-hop tones (3 train and 2 test utterances of 30 frames)."""
+    import torch
+
+    from vocoder.train import load_preset, train
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        data = write_dataset(root / "data", n_train=3, n_test=2, frames=30, hop=80)
+        preset = load_preset(Path(__file__).resolve().parents[2] / "configs" / "tiny.json")
+        preset = type(preset)(preset.model, preset.train.replace(
+            steps=steps, val_every=steps, checkpoint_every=steps))
+        res = train(data, root / "run", preset, progress=False, device="cpu")
+    finally:
+        torch.set_num_threads(before)
+    return data, res.bundle
