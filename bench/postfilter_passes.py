@@ -85,11 +85,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="time streaming only (no evaluation): a quick speed check")
     p.add_argument("--out", default="bench/results")
     args = p.parse_args(argv)
-    from bench.latency import library_versions, machine_info
+    from bench.latency import library_versions, load_average, machine_info
     from vocoder.evaluate import evaluate
 
     datasets = args.data or [("data/espeak", 8)]
-    load_before = os.getloadavg()
+    load_before = load_average()
     streams = stream_timing(args.bundle, args.example, args.passes, args.backend,
                             args.repeats)
     rows = []
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
            "bundle": args.bundle, "backend": args.backend,
            "torch_threads": os.environ.get("OMP_NUM_THREADS"),
            "machine": machine_info(), "libraries": library_versions(),
-           "load_average": {"before": load_before, "after": os.getloadavg()},
+           "load_average": {"before": load_before, "after": load_average()},
            "rows": rows}
     out = Path(args.out) / f"postfilter-passes-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from vocoder.inputs import (
     check_speaker,
 )
 from vocoder.mulaw import dequantize
-from vocoder.postfilter import MelPostfilter, analysis, check_passes
+from vocoder.postfilter import Analysis, MelPostfilter, analysis, check_passes
 from vocoder.postfilter import postfilter as apply_postfilter  # `postfilter` is an argument
 from vocoder.runtime import engine, folding, registry
 from vocoder.runtime.conditioning import Conditioner
@@ -154,7 +154,7 @@ class Vocoder:
         p = self.bundle.mel_predictor
         return None if p is None else p[0].mel
 
-    def _postfilter_tools(self) -> tuple[np.ndarray, np.ndarray]:
+    def _postfilter_tools(self) -> Analysis:
         if self._pf_tools is None:
             self._pf_tools = analysis(self.postfilter_mel_config)
         return self._pf_tools

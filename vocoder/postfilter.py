@@ -30,6 +30,7 @@ the chunking, so streamed output equals :func:`postfilter` of the whole utteranc
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
@@ -63,27 +64,13 @@ class _Pass:
     and keeps only the input and overlap-add sums that later frames still need, so
     memory stays bounded however long the utterance."""
 
-    def __init__(self, target: np.ndarray, cfg, n_samples: int, bank: np.ndarray,
-                 window: np.ndarray):
-        self.cfg, self.target, self.n = cfg, target, n_samples
-        self.window, self.w2 = window, window ** 2
+    def __init__(self, target: np.ndarray, cfg, n_samples: int, tools: Analysis):
+        self.cfg, self.target, self.n, self.tools = cfg, target, n_samples, tools
         hop, n_fft = cfg.hop_length, cfg.n_fft
         self.total = math.ceil(n_samples / hop) * hop  # the analysis pads to whole frames
         self.left = n_fft // 2 if cfg.padding == "center" else (n_fft - hop) // 2
         self.right = n_fft // 2 if cfg.padding == "center" else n_fft - hop - self.left
         self.n_frames = 1 + (self.total + self.left + self.right - n_fft) // hop
-        w = bank.sum(axis=0)
-        self.bin_weight = np.where(w > 0, w, 1.0)
-        # Bins outside the filter bank (below fmin, above fmax, DC) take the gain of the
-        # nearest bin inside it: the target says nothing there, and the sampling noise
-        # is as loud there as next door.
-        inside = np.flatnonzero(w > 0)
-        nearest = inside[np.abs(np.arange(len(w))[:, None] - inside[None, :]).argmin(1)]
-        # Each FFT bin lies under at most two filters, so both products with the bank
-        # are sparse: the analysis (n_mels, F) and the spreading of band gains to bins,
-        # (F, n_mels) with the filter weights normalised per bin.
-        self.bank_sparse = sparse.csr_matrix(bank)
-        self.spread = sparse.csr_matrix((bank / self.bin_weight)[:, nearest].T)
         # Magnitude gain per unit of the mel's log: base ** (1 / power).
         self.log_unit = (math.log(10.0) if cfg.log == "log10" else 1.0) / cfg.power
         self.cut = -MAX_CUT_DB * math.log(10.0) / 20.0
@@ -120,29 +107,26 @@ class _Pass:
             return
         starts = np.arange(i0, upto) * hop
         frames = self.buf[starts[:, None] - self.x0 + np.arange(n_fft)[None, :]]
-        spec = np.fft.rfft(frames * self.window, axis=1)                  # (k, F)
+        tools = self.tools
+        spec = np.fft.rfft(frames * tools.window, axis=1)                 # (k, F)
         power = spec.real ** 2 + spec.imag ** 2
         mag = np.sqrt(power + cfg.eps) if cfg.power == 1.0 else power
-        mel = np.maximum((self.bank_sparse @ mag.T).T, cfg.clamp)         # (k, n_mels)
+        mel = np.maximum((tools.bank @ mag.T).T, cfg.clamp)               # (k, n_mels)
         mel = np.log(mel) if cfg.log == "ln" else np.log10(mel)
         k_t = max(0, min(upto, len(self.target)) - i0)
-        gain = np.zeros_like(power) if k_t < len(starts) else None
+        gain = np.zeros_like(power)
         if k_t:
             g = (self.target[i0:i0 + k_t] - mel[:k_t]) * self.log_unit
             g = np.clip(g, self.cut, self.boost)                          # (k_t, n_mels)
-            spread = (self.spread @ g.T).T                                # (k_t, F)
-            if gain is None:
-                gain = spread
-            else:
-                gain[:k_t] = spread
-        out = np.fft.irfft(spec * np.exp(gain), n=n_fft, axis=1) * self.window
+            gain[:k_t] = (tools.spread @ g.T).T                           # (k_t, F)
+        out = np.fft.irfft(spec * np.exp(gain), n=n_fft, axis=1) * tools.window
         grow = starts[-1] + n_fft - self.o0 - len(self.ola)
         if grow > 0:
             self.ola = np.concatenate([self.ola, np.zeros(grow)])
             self.wsum = np.concatenate([self.wsum, np.zeros(grow)])
         for j, s in enumerate(starts - self.o0):
             self.ola[s:s + n_fft] += out[j]
-            self.wsum[s:s + n_fft] += self.w2
+            self.wsum[s:s + n_fft] += tools.w2
         self.next_frame = upto
 
     def _emit(self, final: int) -> np.ndarray:
@@ -206,15 +190,40 @@ class _Pass:
         return self._emit(self.left + self.n)
 
 
-def analysis(cfg) -> tuple[np.ndarray, np.ndarray]:
-    """(filter bank (n_mels, n_fft // 2 + 1), window (n_fft,)) of the analysis ``cfg``:
-    librosa's, as for the mels themselves. Building them imports librosa, which takes a
-    moment: callers that synthesise often build them once and pass them on."""
+@dataclass(frozen=True, eq=False)
+class Analysis:
+    """What every pass derives from the analysis config, built once by :func:`analysis`.
+
+    ``window``: (n_fft,) analysis window and ``w2`` its square (the overlap-add weight);
+    ``bank``: the filter bank, sparse (n_mels, F); ``spread``: band gains to bin gains,
+    sparse (F, n_mels)."""
+
+    window: np.ndarray
+    w2: np.ndarray
+    bank: sparse.csr_matrix
+    spread: sparse.csr_matrix
+
+
+def analysis(cfg) -> Analysis:
+    """The :class:`Analysis` of ``cfg``: librosa's window and filter bank, as for the mels
+    themselves. Building it imports librosa, which takes a moment: callers that
+    synthesise often build it once and pass it on."""
     from vocoder.features.mel import _librosa, filter_bank
 
     librosa = _librosa()
     window = librosa.filters.get_window("hann", cfg.win_length, fftbins=True)
-    return filter_bank(cfg), librosa.util.pad_center(window, size=cfg.n_fft)
+    window = librosa.util.pad_center(window, size=cfg.n_fft)
+    bank = filter_bank(cfg)
+    w = bank.sum(axis=0)
+    # Bins outside the filter bank (below fmin, above fmax, DC) take the gain of the
+    # nearest bin inside it: the target says nothing there, and the sampling noise is as
+    # loud there as next door.
+    inside = np.flatnonzero(w > 0)
+    nearest = inside[np.abs(np.arange(len(w))[:, None] - inside[None, :]).argmin(1)]
+    # Each FFT bin lies under at most two filters, so both products with the bank are
+    # sparse; a band's gain spreads over its bins weighted by the filters, log-domain.
+    spread = (bank / np.where(w > 0, w, 1.0))[:, nearest].T
+    return Analysis(window, window ** 2, sparse.csr_matrix(bank), sparse.csr_matrix(spread))
 
 
 class MelPostfilter:
@@ -227,15 +236,14 @@ class MelPostfilter:
     :func:`analysis` of ``cfg`` when the caller has it already."""
 
     def __init__(self, target: np.ndarray, cfg, n_samples: int, passes: int = 1,
-                 tools: tuple[np.ndarray, np.ndarray] | None = None):
+                 tools: Analysis | None = None):
         passes = check_passes(passes)
         target = np.asarray(target, dtype=np.float64)
         if target.ndim != 2 or target.shape[1] != cfg.n_mels:
             raise VocoderError(f"post-filter: target mels must be (T, {cfg.n_mels}), got "
                                f"shape {target.shape}")
-        bank, window = tools if tools is not None else analysis(cfg)
-        self.passes = [_Pass(target, cfg, int(n_samples), bank, window)
-                       for _ in range(passes)]
+        tools = tools if tools is not None else analysis(cfg)
+        self.passes = [_Pass(target, cfg, int(n_samples), tools) for _ in range(passes)]
 
     def _feed(self, k: int, x: np.ndarray) -> np.ndarray:
         """Push ``x`` into pass k and what comes out on through the later passes."""
@@ -253,7 +261,7 @@ class MelPostfilter:
 
 
 def postfilter(audio: np.ndarray, target: np.ndarray, cfg, passes: int = 1,
-               tools: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+               tools: Analysis | None = None) -> np.ndarray:
     """Whole-utterance :class:`MelPostfilter`: (N,) audio and its (T, n_mels) raw log
     mels -> (N,) float32. ``passes`` 0 returns the audio as it is (float32)."""
     if check_passes(passes) == 0:
