@@ -8,7 +8,8 @@ import pytest
 
 from vocoder.errors import VocoderError
 from vocoder.features.mel import mel_frames, preset
-from vocoder.postfilter import MAX_BOOST_DB, MAX_CUT_DB, MAX_PASSES, MelPostfilter, postfilter
+from vocoder.postfilter import (MAX_BOOST_DB, MAX_CUT_DB, MAX_PASSES, MelPostfilter, analysis,
+                                postfilter)
 
 HIFI = preset("hifigan-16k")
 # The other framing, log and power conventions, shrunk to keep the test quick.
@@ -89,6 +90,20 @@ def test_streaming_equals_the_whole_utterance(cfg, passes):
             s += k
         out.append(f.finish())
         assert np.array_equal(np.concatenate(out), whole)
+
+
+@pytest.mark.parametrize("passes", [1, 3])
+def test_streaming_holds_back_less_than_the_windows_span(passes):
+    # hifigan-16k centres an 800-sample window in 1024: its zero ends cost no latency.
+    cfg, n = HIFI, 4000
+    x = _noise(n, 9)
+    span = np.flatnonzero(analysis(cfg).window)
+    held = span[-1] - span[0]  # the non-zero span less one sample
+    f, out = MelPostfilter(_target(x, cfg), cfg, n, passes), 0
+    for i in range(n):
+        out += len(f.push(x[i:i + 1]))
+        assert i + 1 - out <= passes * held
+    assert held < cfg.n_fft - cfg.hop_length
 
 
 @pytest.mark.parametrize("n", [1, 50, 413, 600])

@@ -21,7 +21,7 @@ def add_sampling_args(s: argparse.ArgumentParser) -> None:
                    help="passes of the mel post-filter, which pulls the output's mel "
                    "spectrum toward the input or predicted mels (mel bundles and bundles "
                    "with a mel predictor; 0 = off; default: the "
-                   "bundle's; each pass adds an analysis window of streaming latency)")
+                   "bundle's; each pass adds most of an analysis window of streaming latency)")
 
 
 def sampling_kwargs(args: argparse.Namespace) -> dict:

@@ -19,7 +19,9 @@ parametric vocoders:
 
 Phases and the fine structure come from the WaveNet; the post-filter only rescales
 spectral envelopes. ``passes`` repeats it on its own output (each pass needs the next
-frames of the previous one, so streaming latency grows by one window per pass).
+frames of the previous one, so streaming latency grows with every pass: by the window's
+non-zero span less a hop, since samples under the window's zero ends neither enter a
+frame nor receive any of it).
 
 :class:`MelPostfilter` is incremental: :meth:`~MelPostfilter.push` takes audio chunks as
 they are generated and returns the samples that no later frame can change, and
@@ -44,7 +46,7 @@ MAX_CUT_DB = 40.0
 MAX_BOOST_DB = 10.0
 #: Most passes accepted. Each pass moves the output only part of the way to the target
 #: (overlapping frames share every sample), so passes keep helping, less each time; each
-#: adds a window of streaming latency and an analysis's worth of work.
+#: adds most of a window of streaming latency and an analysis's worth of work.
 MAX_PASSES = 16
 
 
@@ -105,10 +107,15 @@ class _Pass:
         i0 = self.next_frame
         if upto <= i0:
             return
-        starts = np.arange(i0, upto) * hop
-        frames = self.buf[starts[:, None] - self.x0 + np.arange(n_fft)[None, :]]
         tools = self.tools
-        spec = np.fft.rfft(frames * tools.window, axis=1)                 # (k, F)
+        lo, hi = tools.lo, tools.hi
+        starts = np.arange(i0, upto) * hop
+        # Only the window's non-zero span is read, so a frame is ready as soon as that
+        # span has arrived; the zero ends would add exact zeros.
+        frames = np.zeros((upto - i0, n_fft))
+        frames[:, lo:hi] = (self.buf[starts[:, None] - self.x0 + np.arange(lo, hi)[None, :]]
+                            * tools.window[lo:hi])
+        spec = np.fft.rfft(frames, axis=1)                                # (k, F)
         power = spec.real ** 2 + spec.imag ** 2
         mag = np.sqrt(power + cfg.eps) if cfg.power == 1.0 else power
         mel = np.maximum((tools.bank @ mag.T).T, cfg.clamp)               # (k, n_mels)
@@ -125,8 +132,8 @@ class _Pass:
             self.ola = np.concatenate([self.ola, np.zeros(grow)])
             self.wsum = np.concatenate([self.wsum, np.zeros(grow)])
         for j, s in enumerate(starts - self.o0):
-            self.ola[s:s + n_fft] += out[j]
-            self.wsum[s:s + n_fft] += tools.w2
+            self.ola[s + lo:s + hi] += out[j, lo:hi]
+            self.wsum[s + lo:s + hi] += tools.w2[lo:hi]
         self.next_frame = upto
 
     def _emit(self, final: int) -> np.ndarray:
@@ -159,11 +166,12 @@ class _Pass:
         self._append(np.asarray(chunk, np.float64))
         if self.buf is None:
             return np.zeros(0)
-        hop, n_fft = self.cfg.hop_length, self.cfg.n_fft
+        hop, lo, hi = self.cfg.hop_length, self.tools.lo, self.tools.hi
         have = self.x0 + len(self.buf)  # padded samples known
-        ready = (have - n_fft) // hop + 1 if have >= n_fft else 0
+        ready = (have - hi) // hop + 1 if have >= hi else 0
         self._frames(min(ready, self.n_frames))
-        return self._emit(self.next_frame * hop)
+        # Frames from next_frame on start their non-zero span at next_frame * hop + lo.
+        return self._emit(min(self.next_frame * hop + lo, have))
 
     def finish(self) -> np.ndarray:
         if self.received != self.n:
@@ -195,11 +203,13 @@ class Analysis:
     """What every pass derives from the analysis config, built once by :func:`analysis`.
 
     ``window``: (n_fft,) analysis window and ``w2`` its square (the overlap-add weight);
-    ``bank``: the filter bank, sparse (n_mels, F); ``spread``: band gains to bin gains,
-    sparse (F, n_mels)."""
+    ``lo``, ``hi``: the window's non-zero span ``window[lo:hi]``; ``bank``: the filter
+    bank, sparse (n_mels, F); ``spread``: band gains to bin gains, sparse (F, n_mels)."""
 
     window: np.ndarray
     w2: np.ndarray
+    lo: int
+    hi: int
     bank: sparse.csr_matrix
     spread: sparse.csr_matrix
 
@@ -223,7 +233,9 @@ def analysis(cfg) -> Analysis:
     # Each FFT bin lies under at most two filters, so both products with the bank are
     # sparse; a band's gain spreads over its bins weighted by the filters, log-domain.
     spread = (bank / np.where(w > 0, w, 1.0))[:, nearest].T
-    return Analysis(window, window ** 2, sparse.csr_matrix(bank), sparse.csr_matrix(spread))
+    nonzero = np.flatnonzero(window)
+    return Analysis(window, window ** 2, int(nonzero[0]), int(nonzero[-1]) + 1,
+                    sparse.csr_matrix(bank), sparse.csr_matrix(spread))
 
 
 class MelPostfilter:
