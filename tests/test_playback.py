@@ -256,6 +256,23 @@ def test_a_slow_producer_gets_a_preroll_instead_of_underruns(null_sink):
     _assert_duration(rep, trace)
 
 
+def test_a_fast_producer_prerolls_the_devices_first_fill(null_sink):
+    # Faster than real time, but its first chunk is one sample: started at once, the
+    # device's first fill (faster than real time) would find the queue empty.
+    audio = _noise(1.0, seed=3)
+    size, speed = 100, 3.0
+
+    def chunks():
+        yield audio[:1]
+        yield from _chunks(audio[1:], size, delay=size / (speed * SR))
+
+    trace = _trace()
+    rep = playback.play_chunks(chunks(), len(audio), SR, device=null_sink, trace=trace)
+    assert rep.preroll_samples >= playback.DEVICE_FILL * rep.latency_seconds * SR, rep
+    assert rep.underruns == 0, rep
+    _assert_duration(rep, trace)
+
+
 def test_play_a_bundle(null_sink, tiny_bundle, tmp_path):
     import soundfile as sf
 

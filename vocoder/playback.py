@@ -30,6 +30,11 @@ from vocoder.errors import VocoderError
 #: Generation must be this much faster than real time for zero pre-roll; below that the
 #: pre-roll is computed from the measured rate divided by this factor (timing jitter).
 DEFAULT_HEADROOM = 1.1
+#: An output device that starts empty pulls audio faster than real time until its buffer
+#: is full: about 1.25x its reported latency on ALSA's PulseAudio device. An automatic
+#: pre-roll holds at least this many device latencies, so that fill never finds the
+#: queue empty even when generation is faster than real time.
+DEVICE_FILL = 2.0
 
 _HEADLESS_HINT = (
     "on a headless machine, start PulseAudio with a null sink: `pulseaudio --start "
@@ -296,8 +301,8 @@ def play_chunks(chunks: Iterable[np.ndarray], n_samples: int, sample_rate: int, 
                 trace: np.ndarray | None = None, poll: float = 0.005) -> PlaybackReport:
     """Play ``chunks`` (an iterable of float32 arrays, ``n_samples`` in all) live.
 
-    preroll: "auto" (from the measured generation rate, see :func:`preroll_samples`) or
-    a fixed number of samples. queue_seconds bounds the ring (and so the pre-roll).
+    preroll: "auto" (from the measured generation rate, see :func:`preroll_samples`, and
+    at least :data:`DEVICE_FILL` times the device's latency) or a fixed number of samples. queue_seconds bounds the ring (and so the pre-roll).
     record: a preallocated (n_samples,) float32 array that receives every sample the
     callback takes from the queue, in order (for tests and for ``--out``).
     trace: a preallocated (K, 3) float64 array; row i receives, at callback i (up to K),
@@ -331,7 +336,9 @@ def play_chunks(chunks: Iterable[np.ndarray], n_samples: int, sample_rate: int, 
     t_call = time.perf_counter()
     producer.start()
     try:
-        # Pre-roll: wait until the buffered audio covers what generation will lag behind.
+        # Pre-roll: wait until the buffered audio covers what generation will lag behind,
+        # and the device's first fill.
+        fill = math.ceil(DEVICE_FILL * float(stream.latency) * sample_rate)
         target = 0
         while True:
             if producer.error is not None:
@@ -341,7 +348,8 @@ def play_chunks(chunks: Iterable[np.ndarray], n_samples: int, sample_rate: int, 
                 target = min(target, buffered) if preroll == "auto" else buffered
                 break
             if producer.chunks_made:
-                target = (preroll_samples(n_samples, producer.rate(), sample_rate, headroom)
+                target = (max(preroll_samples(n_samples, producer.rate(), sample_rate,
+                                              headroom), fill)
                           if preroll == "auto" else int(preroll))
                 target = min(max(target, 1), capacity)
                 if buffered >= target:
