@@ -8,8 +8,14 @@ import pytest
 
 from vocoder.errors import VocoderError
 from vocoder.features.mel import mel_frames, preset
-from vocoder.postfilter import (MAX_BOOST_DB, MAX_CUT_DB, MAX_PASSES, MelPostfilter, analysis,
-                                postfilter)
+from vocoder.postfilter import (
+    MAX_BOOST_DB,
+    MAX_CUT_DB,
+    MAX_PASSES,
+    MelPostfilter,
+    analysis,
+    postfilter,
+)
 
 HIFI = preset("hifigan-16k")
 # The other framing, log and power conventions, shrunk to keep the test quick.

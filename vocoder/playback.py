@@ -302,7 +302,8 @@ def play_chunks(chunks: Iterable[np.ndarray], n_samples: int, sample_rate: int, 
     """Play ``chunks`` (an iterable of float32 arrays, ``n_samples`` in all) live.
 
     preroll: "auto" (from the measured generation rate, see :func:`preroll_samples`, and
-    at least :data:`DEVICE_FILL` times the device's latency) or a fixed number of samples. queue_seconds bounds the ring (and so the pre-roll).
+    at least :data:`DEVICE_FILL` times the device's latency) or a fixed number of
+    samples. queue_seconds bounds the ring (and so the pre-roll).
     record: a preallocated (n_samples,) float32 array that receives every sample the
     callback takes from the queue, in order (for tests and for ``--out``).
     trace: a preallocated (K, 3) float64 array; row i receives, at callback i (up to K),
