@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import time
 from collections import Counter
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import RESULTS
+from bench.report import write_json
 
 
 def baselines(data_dir: str | Path, bundle: str | Path) -> dict[str, dict[str, float]]:
@@ -157,10 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in res["baselines"].items():
         print(f"baseline {name}: frame accuracy {100 * r['frame_accuracy']:.1f} %, "
               f"PER {100 * r['per']:.1f} %")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {out}")
+    write_json(res, args.out)
     return 0
 
 

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench import RESULTS
+from bench.report import stamped, write_json
 
 
 def measure(vocoder_path, asr_path, data, n: int = 8, backend: str = "native",
@@ -76,16 +74,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     res = measure(args.vocoder, args.asr, args.data, args.n, args.backend,
                   args.switch_penalty, args.seed)
-    out = Path(args.out) / f"asr-of-generated-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2) + "\n")
+    write_json(res, stamped(args.out, "asr-of-generated"))
     r, g = res["recordings"], res["generated"]
     print(f"{res['utterances']} test utterances, switch penalty {res['switch_penalty']:g}")
     print(f"recordings  frame accuracy {100 * r['frame_accuracy']:.1f} %, "
           f"PER {100 * r['per']:.1f} %")
     print(f"generated   frame accuracy {100 * g['frame_accuracy']:.1f} %, "
           f"PER {100 * g['per']:.1f} %")
-    print(f"wrote {out}")
     return 0
 
 

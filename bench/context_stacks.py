@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from bench import RESULTS
+from bench.report import write_json
 
 #: The main stack both models share: 6 layers of dilations 1..32 (receptive field 64).
 MAIN = dict(residual_channels=16, gate_channels=32, skip_channels=32, layers=6, stacks=1,
@@ -162,10 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                 "scored_samples": len(wins) * args.window, **facts,
             }
             print(name, json.dumps(report["models"][name]), flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_json(report, args.out)
     return 0
 
 

@@ -18,9 +18,10 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+
+from bench.report import stamped, write_json
 
 METRICS = ("vuv_error_rate", "f0_error_cents_median", "mcd_db", "stoi_mean",
            "pesq_wb_mean")
@@ -116,10 +117,7 @@ def main(argv: list[str] | None = None) -> int:
            "machine": machine_info(), "libraries": library_versions(),
            "load_average": {"before": load_before, "after": load_average()},
            "rows": rows}
-    out = Path(args.out) / f"postfilter-passes-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_json(doc, stamped(args.out, "postfilter-passes"), indent=1)
     return 0
 
 

@@ -18,11 +18,11 @@ frames), V/UV error (pyworld on both), STOI and wideband PESQ:
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
+
+from bench.report import write_json
 
 
 def copies(audio: np.ndarray, sample_rate: int, preemphasis: float) -> dict[str, np.ndarray]:
@@ -107,9 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in result["copies"].items():
         print(f"{name:<28} MCD {r['mcd_db']:6.2f} dB  V/UV {100 * r['vuv_error_rate']:5.1f} %"
               f"  STOI {r['stoi_mean']}  PESQ {r['pesq_wb_mean']}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_json(result, args.out)
     return 0
 
 

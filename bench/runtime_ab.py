@@ -20,18 +20,17 @@ Writes ``runtime-ab-<date>.json`` (medians, all times, the machine and its load)
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
-from datetime import datetime, timezone
 from io import BytesIO
 from pathlib import Path
 
 from bench import RESULTS
+from bench.report import stamped, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -169,14 +168,11 @@ def main(argv=None) -> int:
            "machine": machine_info(), "load_1min": load, "model": "default preset, "
            "random weights, 80 features", "precision": "fp32", "times_s": times,
            "summary": summary}
-    out = Path(args.out) / f"runtime-ab-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2) + "\n")
+    write_json(doc, stamped(args.out, "runtime-ab"))
     print(f"\n{'case':<14} {'before s':>9} {'after s':>9} {'after/before':>13}")
     for c, s in summary.items():
         print(f"{c:<14} {s['before_median_s']:>9.3f} {s['after_median_s']:>9.3f} "
               f"{s['after_vs_before']:>13.3f}")
-    print(f"wrote {out}")
     return 0
 
 

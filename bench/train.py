@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from bench import RESULTS
+from bench.report import stamped, write_json
 from vocoder.config import cond_context_frames, receptive_field
 from vocoder.machine import cpu_model
 from vocoder.model import WaveNet
@@ -167,11 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
     res = run(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"train-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.json"
-    path.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {path}")
+    write_json(res, stamped(args.out, "train"))
     return 0
 
 
