@@ -45,21 +45,23 @@ def _mean(values: list) -> float | None:
 
 def stream_timing(bundle: str, example: str, passes: list[int], backend: str,
                   repeats: int = 3) -> dict[int, dict]:
-    """Real-time factor and first-audio delay of streaming ``example`` (an .npz with
-    ``features`` and ``speaker``) with each number of ``passes``: the runs interleave
-    (every number once per round, ``repeats`` rounds) so that a change in the machine's
-    speed falls on all of them alike, and each keeps its median."""
+    """Real-time factor and first-audio delay of streaming ``example`` (features as
+    ``vocoder synthesize`` reads them: linguistic features, or a mel from ``vocoder mel``
+    for a mel bundle) with each number of ``passes``: the runs interleave (every number
+    once per round, ``repeats`` rounds) so that a change in the machine's speed falls on
+    all of them alike, and each keeps its median."""
     from vocoder.api import Vocoder
+    from vocoder.inputs import load_features_file
 
-    z = np.load(example)
-    feats, speaker = z["features"], int(z["speaker"]) if "speaker" in z else None
+    feats, extras = load_features_file(example)
+    opts = {"speaker": extras.get("speaker"), "mel_config": extras.get("mel_config")}
     runs: dict[int, list[tuple[float, float]]] = {p: [] for p in passes}
     with Vocoder.load(bundle, backend=backend) as v:
-        v.synthesize(feats[:20], speaker=speaker, postfilter=max(passes))  # warm up
+        v.synthesize(feats, **opts, postfilter=max(passes))  # warm up
         for _ in range(repeats):
             for p in passes:
                 t0, first, n = time.perf_counter(), None, 0
-                for chunk in v.stream(feats, speaker=speaker, seed=0, postfilter=p):
+                for chunk in v.stream(feats, **opts, seed=0, postfilter=p):
                     if first is None and len(chunk):
                         first = time.perf_counter() - t0
                     n += len(chunk)

@@ -83,3 +83,20 @@ def test_stream_only_times_without_evaluating(run, tmp_path, capsys):
     rows = json.loads(path.read_text())["rows"]
     assert [sorted(r) for r in rows] == [["passes", "stream"]] * 2
     assert all(len(r["stream"]["realtime_factor_runs"]) == 2 for r in rows)
+
+
+
+def test_stream_timing_takes_a_saved_mel_for_a_mel_bundle(tmp_path):
+    from tests.conftest import make_bundle, make_config
+    from tests.test_mel_api import HOP, MEL, N_MELS, SR, _mel, mel_spec
+
+    bundle = tmp_path / "bundle"
+    make_bundle(bundle, make_config(cond_channels=N_MELS, upsample_scales=(2, 3)),
+                feature_spec=mel_spec())
+    example = tmp_path / "mel.npz"  # as `vocoder mel` writes it
+    np.savez(example, mel=_mel(40), mel_config=json.dumps(MEL.to_dict()))
+    rows = postfilter_passes.stream_timing(str(bundle), str(example), [0, 2], "onnxruntime",
+                                           repeats=1)
+    assert set(rows) == {0, 2}
+    assert all(r["audio_s"] == pytest.approx(40 * HOP / SR, abs=1e-3) for r in rows.values())
+    assert all(r["first_audio_ms"] > 0 for r in rows.values())
