@@ -9,18 +9,18 @@ from pathlib import Path
 from typing import Any
 
 
-def stamped(out_dir: str | Path, prefix: str, suffix: str = ".json") -> Path:
+def stamped(out_dir: str | Path, prefix: str) -> Path:
     """``out_dir/<prefix>-<UTC time>.json``: one new file per run, sorted by time."""
-    return Path(out_dir) / f"{prefix}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}{suffix}"
+    return Path(out_dir) / f"{prefix}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.json"
 
 
-def write_json(doc: Any, path: str | Path, indent: int = 2, default=None) -> Path:
+def write_json(doc: Any, path: str | Path, indent: int = 2) -> Path:
     """Write ``doc`` as JSON to ``path`` (creating its folder) atomically, say so on
     stdout, and return the path."""
     from vocoder.fileio import write_text_atomic
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps(doc, indent=indent, default=default) + "\n")
+    write_text_atomic(path, json.dumps(doc, indent=indent) + "\n")
     print(f"wrote {path}")
     return path

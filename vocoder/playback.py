@@ -31,7 +31,7 @@ from vocoder.errors import VocoderError
 #: pre-roll is computed from the measured rate divided by this factor (timing jitter).
 DEFAULT_HEADROOM = 1.1
 #: An output device that starts empty pulls audio faster than real time until its buffer
-#: is full: about 1.25x its reported latency on ALSA's PulseAudio device. An automatic
+#: is full: a little more than its reported latency on ALSA's PulseAudio device. An automatic
 #: pre-roll holds at least this many device latencies, so that fill never finds the
 #: queue empty even when generation is faster than real time.
 DEVICE_FILL = 2.0

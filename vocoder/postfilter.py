@@ -126,13 +126,13 @@ class _Pass:
             g = (self.target[i0:i0 + k_t] - mel[:k_t]) * self.log_unit
             g = np.clip(g, self.cut, self.boost)                          # (k_t, n_mels)
             gain[:k_t] = (tools.spread @ g.T).T                           # (k_t, F)
-        out = np.fft.irfft(spec * np.exp(gain), n=n_fft, axis=1) * tools.window
+        out = np.fft.irfft(spec * np.exp(gain), n=n_fft, axis=1)[:, lo:hi] * tools.window[lo:hi]
         grow = starts[-1] + n_fft - self.o0 - len(self.ola)
         if grow > 0:
             self.ola = np.concatenate([self.ola, np.zeros(grow)])
             self.wsum = np.concatenate([self.wsum, np.zeros(grow)])
         for j, s in enumerate(starts - self.o0):
-            self.ola[s + lo:s + hi] += out[j, lo:hi]
+            self.ola[s + lo:s + hi] += out[j]
             self.wsum[s + lo:s + hi] += tools.w2[lo:hi]
         self.next_frame = upto
 

@@ -85,7 +85,6 @@ def test_stream_only_times_without_evaluating(run, tmp_path, capsys):
     assert all(len(r["stream"]["realtime_factor_runs"]) == 2 for r in rows)
 
 
-
 def test_stream_timing_takes_a_saved_mel_for_a_mel_bundle(tmp_path):
     from tests.conftest import make_bundle, make_config
     from tests.test_mel_api import HOP, MEL, N_MELS, SR, _mel, mel_spec
